@@ -1,0 +1,27 @@
+"""Project-wide constants: sample rates, special tokens and ``DEFAULT_*`` values."""
+
+from __future__ import annotations
+
+SAMPLE_RATE = 16_000  # Hz; every wav2vec2-family checkpoint in the seeds was pre-trained at 16 kHz
+
+# Special tokens of the CTC vocabulary. The pad token doubles as the CTC blank (transformers' convention).
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+WORD_DELIMITER = "|"
+
+MANIFEST_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+# Manifest columns with a fixed meaning; every other column is kept as a label.
+MANIFEST_CORE_FIELDS = ("id", "audio", "offset", "duration", "text", "speaker")
+
+DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_SEED = 42
+DEFAULT_ADAM_BETAS = (0.9, 0.999)
+DEFAULT_ADAM_EPSILON = 1e-8
+DEFAULT_WARMUP_STEPS = 500
+DEFAULT_MAX_GRAD_NORM = 1.0
+DEFAULT_METRIC = "wer"
+
+# Long-audio inference: chunk length and the overlap kept on each side (seconds).
+DEFAULT_CHUNK_S = 30.0
+DEFAULT_CHUNK_OVERLAP_S = 5.0
