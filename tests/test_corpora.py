@@ -17,6 +17,7 @@ from wavtune.corpora import (
     prepare,
     speaker_split,
 )
+from wavtune.corpora.timit import TIMIT_61_TO_39, fold_timit_phones
 from wavtune.manifest import Utterance, read_manifest
 
 SR = 16_000  # Hz
@@ -62,7 +63,9 @@ def test_fsdd_rows_labels_and_official_split(tmp_path: Path) -> None:
     assert result.hours == pytest.approx(16 * TONE_S / 3600)
     train = by_id(tmp_path / "out" / "train.jsonl")
     test = by_id(tmp_path / "out" / "test.jsonl")
-    assert set(test) == {f"{d}_{s}_{t}" for d in (3, 7) for s in ("jackson", "theo") for t in (0, 4)}
+    assert set(test) == {
+        f"{d}_{s}_{t}" for d in (3, 7) for s in ("jackson", "theo") for t in (0, 4)
+    }
     utt = train["7_jackson_49"]
     assert utt.text == "seven"
     assert utt.speaker == "jackson"
@@ -82,7 +85,9 @@ def test_fsdd_split_choice_and_rename(tmp_path: Path) -> None:
 
 
 def test_fsdd_broken_trees(tmp_path: Path) -> None:
-    with pytest.raises(CorpusError, match=r"(?s)recordings.*folder not found.*\{digit\}_\{speaker\}"):
+    with pytest.raises(
+        CorpusError, match=r"(?s)recordings.*folder not found.*\{digit\}_\{speaker\}"
+    ):
         prepare("fsdd", tmp_path, tmp_path / "out")
     write_tone(tmp_path / "recordings" / "seven.wav")
     with pytest.raises(CorpusError, match=r"(?s)seven\.wav.*not \{digit\}_\{speaker\}_\{index\}"):
@@ -150,4 +155,294 @@ def test_prepare_speaker_split_option(tmp_path: Path) -> None:
 
 
 def test_registry_names() -> None:
-    assert "fsdd" in CORPORA
+    assert {"fsdd", "folder", "timit", "librispeech", "commonvoice"} <= set(CORPORA)
+
+
+# --- timit --------------------------------------------------------------------------------------
+
+PHN = "0 2000 h#\n2000 2600 sh\n2600 3000 ix\n3000 3100 q\n3100 3600 dcl\n3600 4200 jh\n4200 6400 h#\n"
+WRD = "2000 3000 she\n3000 4200 had\n"
+
+
+def write_timit_utt(speaker_dir: Path, stem: str, wrd: bool = True) -> None:
+    write_tone(speaker_dir / f"{stem}.WAV", format="NIST", subtype="PCM_16")
+    (speaker_dir / f"{stem}.PHN").write_text(PHN, encoding="utf-8")
+    if wrd:
+        (speaker_dir / f"{stem}.WRD").write_text(WRD, encoding="utf-8")
+    (speaker_dir / f"{stem}.TXT").write_text("0 6400 She had.\n", encoding="utf-8")
+
+
+def make_timit(root: Path) -> Path:
+    for stem in ("SA1", "SA2", "SI1010", "SX20"):
+        write_timit_utt(root / "TRAIN" / "DR1" / "MJSW0", stem)
+    write_timit_utt(root / "TRAIN" / "DR2" / "FAEM0", "SI762", wrd=False)
+    write_timit_utt(root / "TEST" / "DR8" / "FAKS0", "SX43")
+    return root
+
+
+def test_timit_rows_labels_splits(tmp_path: Path) -> None:
+    src = make_timit(tmp_path / "timit")
+    result = prepare("timit", src, tmp_path / "out")
+    assert split_counts(result) == {"train": 3, "test": 1}  # SA1/SA2 excluded by default
+    assert result.speakers == 3
+    train = by_id(tmp_path / "out" / "train.jsonl")
+    assert set(train) == {"MJSW0_SI1010", "MJSW0_SX20", "FAEM0_SI762"}
+    utt = train["MJSW0_SI1010"]
+    assert utt.text == "she had"
+    assert utt.speaker == "MJSW0"
+    assert utt.duration_s == pytest.approx(TONE_S)
+    assert dict(utt.labels) == {
+        "phones": "h# sh ix q dcl jh h#",
+        "phones39": "sil sh ih sil jh sil",
+        "dialect": "DR1",
+        "gender": "M",
+    }
+    assert train["FAEM0_SI762"].text == "She had."  # from .TXT without its sample numbers
+    assert train["FAEM0_SI762"].labels["gender"] == "F"
+    assert by_id(tmp_path / "out" / "test.jsonl")["FAKS0_SX43"].labels["dialect"] == "DR8"
+
+
+def test_timit_lowercase_tree_and_sa_option(tmp_path: Path) -> None:
+    src = tmp_path / "data" / "lower"
+    speaker = src / "timit" / "train" / "dr3" / "mabc0"
+    for stem in ("sa1", "si5"):
+        write_tone(speaker / f"{stem}.wav", format="NIST", subtype="PCM_16")
+        (speaker / f"{stem}.phn").write_text(PHN, encoding="utf-8")
+        (speaker / f"{stem}.wrd").write_text(WRD, encoding="utf-8")
+    result = prepare("timit", src, tmp_path / "out", PrepareOptions(include_sa=True))
+    assert split_counts(result) == {"train": 2}
+    train = by_id(tmp_path / "out" / "train.jsonl")
+    assert set(train) == {"MABC0_SA1", "MABC0_SI5"}
+    assert train["MABC0_SA1"].labels["dialect"] == "DR3"
+
+
+def test_timit_broken_trees(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"(?s)no TRAIN or TEST folder.*DR1/MJSW0/SI1010\.WAV"):
+        prepare("timit", tmp_path, tmp_path / "out")
+    src = make_timit(tmp_path / "timit")
+    (src / "TEST" / "DR8" / "FAKS0" / "SX43.WAV").unlink()
+    with pytest.raises(CorpusError, match=r"SX43\.PHN: no audio file SX43\.WAV"):
+        prepare("timit", src, tmp_path / "out")
+    (src / "TRAIN" / "DR1" / "MJSW0" / "SX20.PHN").write_text("0 10 h#\n10 20 xx\n")
+    with pytest.raises(CorpusError, match=r"SX20\.PHN: 'xx' is not a TIMIT phone"):
+        prepare("timit", src, tmp_path / "out", PrepareOptions(splits=("train",)))
+
+
+def test_fold_timit_phones_hand_cases() -> None:
+    assert len(TIMIT_61_TO_39) == 61
+    folded = fold_timit_phones(sorted(TIMIT_61_TO_39))
+    assert len(folded) == 60  # q is deleted
+    assert len(set(folded)) == 39
+    assert fold_timit_phones(["ao", "ax", "ax-h", "axr", "hv", "ix", "el", "em", "en", "nx"]) == [
+        "aa",
+        "ah",
+        "ah",
+        "er",
+        "hh",
+        "ih",
+        "l",
+        "m",
+        "n",
+        "n",
+    ]
+    assert fold_timit_phones(["eng", "zh", "ux", "pau", "epi", "h#"]) == [
+        "ng",
+        "sh",
+        "uw",
+        "sil",
+        "sil",
+        "sil",
+    ]
+    closures = ["pcl", "tcl", "kcl", "bcl", "dcl", "gcl"]
+    assert fold_timit_phones(closures) == ["sil"] * 6
+    assert fold_timit_phones(["q", "q"]) == []
+    assert fold_timit_phones(["AA", "Q", "IY"]) == ["aa", "iy"]
+    assert fold_timit_phones(folded) == folded  # idempotent: folded output folds to itself
+    with pytest.raises(ValueError, match="'xyz' is not a TIMIT phone"):
+        fold_timit_phones(["xyz"])
+
+
+# --- librispeech --------------------------------------------------------------------------------
+
+
+def make_librispeech(root: Path) -> Path:
+    chapters = {
+        "train-clean-100": [("103", "1240", 2), ("1034", "121119", 1)],
+        "dev-clean": [("84", "121123", 2)],
+    }
+    for subset, entries in chapters.items():
+        for speaker, chapter, count in entries:
+            folder = root / subset / speaker / chapter
+            lines = []
+            for n in range(count):
+                utt = f"{speaker}-{chapter}-{n:04d}"
+                write_tone(folder / f"{utt}.flac")
+                lines.append(f"{utt} CHAPTER {n} SOME WORDS")
+            (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    (root / "SPEAKERS.TXT").write_text(
+        "; ID |SEX| SUBSET |MINUTES| NAME\n103 | F | train-clean-100 | 25.14 | Jamie\n"
+        "84 | F | dev-clean | 8.02 | Christie\n"
+    )
+    return root
+
+
+def test_librispeech_root_and_subset(tmp_path: Path) -> None:
+    src = make_librispeech(tmp_path / "LibriSpeech")
+    result = prepare("librispeech", src, tmp_path / "out")
+    assert split_counts(result) == {"dev-clean": 2, "train-clean-100": 3}
+    train = by_id(tmp_path / "out" / "train-clean-100.jsonl")
+    utt = train["103-1240-0001"]
+    assert utt.text == "CHAPTER 1 SOME WORDS"
+    assert utt.speaker == "103"
+    assert dict(utt.labels) == {"chapter": "1240", "gender": "F"}
+    assert utt.duration_s == pytest.approx(TONE_S)
+    assert "gender" not in train["1034-121119-0000"].labels
+    # One subset folder: its name is the split, or the name given.
+    one = prepare("librispeech", src / "dev-clean", tmp_path / "one")
+    assert split_counts(one) == {"dev-clean": 2}
+    renamed = prepare(
+        "librispeech", src / "dev-clean", tmp_path / "two", PrepareOptions(split_name="dev")
+    )
+    assert split_counts(renamed) == {"dev": 2}
+    assert by_id(tmp_path / "two" / "dev.jsonl")["84-121123-0000"].labels["gender"] == "F"
+
+
+def test_librispeech_missing_audio_and_broken_tree(tmp_path: Path) -> None:
+    src = make_librispeech(tmp_path / "LibriSpeech")
+    (src / "dev-clean" / "84" / "121123" / "84-121123-0001.flac").unlink()
+    with pytest.raises(
+        CorpusError, match=r"1 audio files .* missing: .*84-121123-0001\.flac.*skip-missing"
+    ):
+        prepare("librispeech", src, tmp_path / "out")
+    result = prepare("librispeech", src, tmp_path / "out", PrepareOptions(skip_missing=True))
+    assert split_counts(result) == {"dev-clean": 1, "train-clean-100": 3}
+    assert any("84-121123-0001.flac" in w for w in result.warnings)
+    with pytest.raises(
+        CorpusError, match=r"(?s)no SPEAKER/CHAPTER/\*\.trans\.txt.*103-1240\.trans\.txt"
+    ):
+        prepare("librispeech", tmp_path / "out", tmp_path / "out2")
+
+
+# --- commonvoice --------------------------------------------------------------------------------
+
+CV_HEADER = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment\n"
+
+
+def cv_row(client: str, clip: str, sentence: str, age: str = "", gender: str = "") -> str:
+    return f"{client}\t{clip}\tsid\t{sentence}\t\t2\t0\t{age}\t{gender}\t\t\ten\t\n"
+
+
+def make_commonvoice(root: Path) -> Path:
+    for n in range(4):
+        write_tone(root / "clips" / f"common_voice_en_{n}.mp3", format="MP3")
+    (root / "train.tsv").write_text(
+        CV_HEADER
+        + cv_row("c1", "common_voice_en_0.mp3", 'He said "hi', "twenties", "male_masculine")
+        + cv_row("c1", "common_voice_en_1.mp3", "Second one."),
+        encoding="utf-8",
+    )
+    (root / "dev.tsv").write_text(
+        CV_HEADER + cv_row("c2", "common_voice_en_2.mp3", "Dev."), encoding="utf-8"
+    )
+    (root / "test.tsv").write_text(
+        CV_HEADER + cv_row("c3", "common_voice_en_3.mp3", "Test."), encoding="utf-8"
+    )
+    validated = "".join(cv_row(f"c{n}", f"common_voice_en_{n}.mp3", "V.") for n in range(4))
+    (root / "validated.tsv").write_text(CV_HEADER + validated, encoding="utf-8")
+    return root
+
+
+def test_commonvoice_rows_labels_splits(tmp_path: Path) -> None:
+    src = make_commonvoice(tmp_path / "en")
+    result = prepare("commonvoice", src, tmp_path / "out")
+    assert split_counts(result) == {"train": 2, "dev": 1, "test": 1}  # validated only on request
+    train = by_id(tmp_path / "out" / "train.jsonl")
+    utt = train["common_voice_en_0"]
+    assert utt.text == 'He said "hi'  # unbalanced quote kept: the tsv is unquoted
+    assert utt.speaker == "c1"
+    assert dict(utt.labels) == {"age": "twenties", "gender": "male_masculine", "locale": "en"}
+    assert utt.duration_s == pytest.approx(TONE_S, abs=0.03)  # MP3 header
+    assert utt.audio.suffix == ".mp3"
+    assert result.speakers == 3
+    validated = prepare("commonvoice", src, tmp_path / "v", PrepareOptions(splits=("validated",)))
+    assert split_counts(validated) == {"validated": 4}
+
+
+def test_commonvoice_clip_durations_and_missing_clips(tmp_path: Path) -> None:
+    src = make_commonvoice(tmp_path / "en")
+    (src / "clip_durations.tsv").write_text("clip\tduration[ms]\ncommon_voice_en_2.mp3\t1500\n")
+    prepare("commonvoice", src, tmp_path / "out", PrepareOptions(splits=("dev",)))
+    assert read_manifest(tmp_path / "out" / "dev.jsonl")[0].duration_s == pytest.approx(1.5)
+    (src / "clips" / "common_voice_en_3.mp3").unlink()
+    with pytest.raises(
+        CorpusError, match=r"test\.tsv: 1 audio files .* missing: .*common_voice_en_3\.mp3"
+    ):
+        prepare("commonvoice", src, tmp_path / "out")
+    result = prepare("commonvoice", src, tmp_path / "out", PrepareOptions(skip_missing=True))
+    assert split_counts(result) == {"train": 2, "dev": 1}
+    assert result.warnings
+
+
+def test_commonvoice_broken_trees(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"(?s)clips folder not found.*train\.tsv dev\.tsv"):
+        prepare("commonvoice", tmp_path, tmp_path / "out")
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "train.tsv").write_text("path\tsentence\nx.mp3\thi\n")
+    with pytest.raises(CorpusError, match=r"train\.tsv: column\(s\) client_id missing"):
+        prepare("commonvoice", tmp_path, tmp_path / "out")
+
+
+# --- folder -------------------------------------------------------------------------------------
+
+
+def test_folder_transcripts_labels_and_splits(tmp_path: Path) -> None:
+    src = tmp_path / "corpus"
+    write_tone(src / "a.wav")
+    (src / "a.txt").write_text("hello   world\n")
+    write_tone(src / "dogs" / "b.flac")
+    (src / "dogs" / "b.lab").write_text("woof")
+    write_tone(src / "dogs" / "c.ogg", format="OGG", subtype="VORBIS")
+    result = prepare("folder", src, tmp_path / "out")
+    assert split_counts(result) == {"all": 3}
+    rows = by_id(tmp_path / "out" / "all.jsonl")
+    assert rows["a"].text == "hello world"
+    assert rows["dogs_b"].text == "woof"
+    assert dict(rows["dogs_b"].labels) == {"folder": "dogs"}
+    assert rows["dogs_c"].text is None
+    assert rows["dogs_c"].duration_s == pytest.approx(TONE_S, abs=0.01)
+    assert any("1 audio files have no .txt/.lab transcript" in w for w in result.warnings)
+    named = prepare("folder", src, tmp_path / "named", PrepareOptions(split_name="train"))
+    assert split_counts(named) == {"train": 3}
+    fractions = {"train": 1 / 3, "dev": 1 / 3, "test": 1 / 3}
+    parts = prepare("folder", src, tmp_path / "parts", PrepareOptions(speaker_split=fractions))
+    assert split_counts(parts) == {"train": 1, "dev": 1, "test": 1}
+
+
+def test_folder_ljspeech(tmp_path: Path) -> None:
+    src = tmp_path / "LJSpeech-1.1"
+    for n in (1, 2):
+        write_tone(src / "wavs" / f"LJ001-000{n}.wav", sr=22050)
+    (src / "metadata.csv").write_text(
+        'LJ001-0001|Printing, in 1 "sense|Printing, in one "sense\nLJ001-0002|in being comparatively|\n',
+        encoding="utf-8",
+    )
+    result = prepare("folder", src, tmp_path / "out")
+    rows = by_id(tmp_path / "out" / "all.jsonl")
+    assert rows["LJ001-0001"].text == 'Printing, in one "sense'
+    assert rows["LJ001-0002"].text == "in being comparatively"
+    assert rows["LJ001-0002"].duration_s == pytest.approx(TONE_S)
+    assert result.hours == pytest.approx(2 * TONE_S / 3600)
+
+
+def test_folder_broken_trees(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match=r"(?s)no audio files found.*metadata\.csv"):
+        prepare("folder", tmp_path / "empty", tmp_path / "out")
+    write_tone(tmp_path / "dup" / "x" / "a_b.wav")
+    write_tone(tmp_path / "dup" / "x_a" / "b.wav")
+    with pytest.raises(CorpusError, match="id 'x_a_b' is used by both"):
+        prepare("folder", tmp_path / "dup", tmp_path / "out")
+    with pytest.raises(CorpusError, match="split_name='dev' renames the one split.*2: train, test"):
+        prepare(
+            "fsdd", make_fsdd(tmp_path / "fsdd"), tmp_path / "out", PrepareOptions(split_name="dev")
+        )

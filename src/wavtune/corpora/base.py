@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -30,13 +30,17 @@ class CorpusError(ValueError):
 class PrepareOptions:
     """How a corpus is imported. Fields that a corpus does not use are ignored by its importer."""
 
-    splits: tuple[str, ...] = ()  # import only these splits (e.g. ("train", "dev")); () = the default
-    split_name: str | None = None  # name of the one manifest of a single-split import (default "all")
-    speaker_split: Mapping[str, float] | None = None  # re-split speaker-disjointly, e.g. {"train": 0.9, "dev": 0.1}
+    # Import only these splits, e.g. ("train", "dev"); () = the corpus's default.
+    splits: tuple[str, ...] = ()
+    # Name of the one manifest of a corpus without splits (default "all").
+    split_name: str | None = None
+    # Re-split speaker-disjointly into these fractions, e.g. {"train": 0.9, "dev": 0.1}.
+    speaker_split: Mapping[str, float] | None = None
     seed: int = DEFAULT_SEED  # for speaker_split
     skip_missing: bool = False  # rows whose audio is missing: skip and report, instead of failing
     include_sa: bool = False  # timit: keep the dialect sentences SA1/SA2 (excluded as is standard)
-    text_column: str | None = None  # hf: transcript column (default: text, sentence, transcription, ...)
+    # hf: the transcript column (default: the first of text, sentence, transcription, ...).
+    text_column: str | None = None
     audio_column: str = "audio"  # hf: the audio column
     progress: bool | None = None  # tqdm bars; None = only when stderr is a terminal
 
@@ -46,7 +50,7 @@ class ImportedCorpus:
     """What an importer returns: utterances per split, and notes on what it skipped."""
 
     splits: Mapping[str, Sequence[Utterance]]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
 
 class Importer(Protocol):
@@ -75,7 +79,10 @@ def find_child(folder: Path, name: str) -> Path | None:
 
 
 def select_splits(
-    available: Sequence[str], options: PrepareOptions, where: Path, default: Sequence[str] | None = None
+    available: Sequence[str],
+    options: PrepareOptions,
+    where: Path,
+    default: Sequence[str] | None = None,
 ) -> list[str]:
     """The splits to import: ``options.splits`` (each must exist), else ``default``, else all."""
     if options.splits:
@@ -91,11 +98,11 @@ def select_splits(
     return list(available)
 
 
-def describe_missing(paths: Sequence[Path], what: str) -> str:
-    """'3 audio files are missing: a, b, c' with at most MAX_LISTED paths named."""
+def describe_paths(paths: Sequence[Path], what: str) -> str:
+    """'3 {what}: a, b, c' with at most MAX_LISTED paths named and the rest counted."""
     listed = ", ".join(str(p) for p in paths[:MAX_LISTED])
     more = f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
-    return f"{len(paths)} {what} missing: {listed}{more}"
+    return f"{len(paths)} {what}: {listed}{more}"
 
 
 def check_missing(
@@ -106,7 +113,7 @@ def check_missing(
     if len(present) == len(utterances):
         return present, []
     missing = [u.audio for u in utterances if not u.audio.is_file()]
-    message = describe_missing(missing, "audio files listed in the corpus are")
+    message = describe_paths(missing, "audio files listed in the corpus are missing")
     if not options.skip_missing:
         raise CorpusError(
             f"{where}: {message}. Download or extract the complete corpus, or pass skip_missing "
@@ -120,10 +127,14 @@ def header_duration(path: Path) -> float:
     try:
         return audio_info(path).duration_s
     except AudioError as e:
-        raise CorpusError(f"{e}; remove or replace the file, or fix its entry in the corpus") from None
+        raise CorpusError(
+            f"{e}; remove or replace the file, or fix its entry in the corpus"
+        ) from None
 
 
-def progress(items: Iterable[T], options: PrepareOptions, desc: str, total: int | None = None) -> Iterator[T]:
+def progress(
+    items: Iterable[T], options: PrepareOptions, desc: str, total: int | None = None
+) -> Iterator[T]:
     """``items`` wrapped in a tqdm bar on stderr (shown only on a terminal unless options say)."""
     from tqdm import tqdm
 

@@ -21,7 +21,7 @@ from wavtune.corpora.base import (
 from wavtune.manifest import Utterance
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-TEST_TAKES = range(0, 5)  # takes 0-4 are the official test set
+TEST_TAKES = range(5)  # takes 0-4 are the official test set
 SPLITS = ("train", "test")
 SPEAKER_LABELS = ("gender", "accent")  # columns of speakers.tsv kept as labels
 
@@ -71,7 +71,9 @@ def import_fsdd(src: Path, out: Path, options: PrepareOptions) -> ImportedCorpus
         match = _NAME.match(path.stem)
         if match is None:
             raise layout_error(
-                "fsdd", path, "file name is not {digit}_{speaker}_{index}.wav; rename or remove it",
+                "fsdd",
+                path,
+                "file name is not {digit}_{speaker}_{index}.wav; rename or remove it",
                 LAYOUT,
             )
         split = "test" if int(match["take"]) in TEST_TAKES else "train"

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wavtune.corpora.base import CorpusError, ImportedCorpus, Importer, PrepareOptions
+from wavtune.corpora.commonvoice import import_commonvoice
+from wavtune.corpora.folder import import_folder
 from wavtune.corpora.fsdd import import_fsdd
+from wavtune.corpora.librispeech import import_librispeech
 from wavtune.corpora.splits import speaker_split
+from wavtune.corpora.timit import import_timit
 from wavtune.manifest import Utterance, write_manifest
 
 MANIFEST_SUFFIX = ".jsonl"
@@ -16,6 +20,10 @@ SINGLE_SPLIT = "all"  # name of the manifest of a corpus without splits
 
 CORPORA: dict[str, Importer] = {
     "fsdd": import_fsdd,
+    "folder": import_folder,
+    "timit": import_timit,
+    "librispeech": import_librispeech,
+    "commonvoice": import_commonvoice,
 }
 
 
@@ -105,12 +113,13 @@ def _summarise(name: str, manifest: Path, utts: Sequence[Utterance]) -> SplitSum
 
 
 def prepare(
-    corpus: str, src: Path, out: Path, options: PrepareOptions = PrepareOptions()
+    corpus: str, src: Path, out: Path, options: PrepareOptions | None = None
 ) -> PrepareResult:
     """Import the ``corpus`` at ``src`` and write ``out/<split>.jsonl`` for each split.
 
     Raises CorpusError naming the path and the expected layout when ``src`` is not such a corpus.
     """
+    options = options or PrepareOptions()
     importer = CORPORA.get(corpus)
     if importer is None:
         raise CorpusError(f"unknown corpus '{corpus}'; choose one of {', '.join(sorted(CORPORA))}")
@@ -134,4 +143,3 @@ def prepare(
         summaries.append(_summarise(name, manifest, utts))
     speakers = {u.speaker for utts in splits.values() for u in utts if u.speaker is not None}
     return PrepareResult(corpus, out, tuple(summaries), len(speakers), tuple(imported.warnings))
-

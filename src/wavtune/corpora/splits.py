@@ -17,7 +17,9 @@ def _check_fractions(fractions: Mapping[str, float]) -> None:
         raise ValueError("speaker_split: no split fractions given; e.g. {'train': 0.9, 'dev': 0.1}")
     for name, share in fractions.items():
         if not math.isfinite(share) or share <= 0:
-            raise ValueError(f"speaker_split: fraction of split '{name}' is {share}; it must be > 0")
+            raise ValueError(
+                f"speaker_split: fraction of split '{name}' is {share}; it must be > 0"
+            )
     total = sum(fractions.values())
     if abs(total - 1.0) > 1e-6:
         raise ValueError(
@@ -58,7 +60,7 @@ def speaker_split(
     seeding = sorted(names, key=lambda n: fractions[n]) if len(order) >= len(names) else []
     for name, key in zip(seeding, order):
         assigned[name].extend(groups[key])
-    for key in order[len(seeding):]:
+    for key in order[len(seeding) :]:
         name = max(names, key=lambda n: (target[n] - len(assigned[n]), fractions[n]))
         assigned[name].extend(groups[key])
     return {name: [utts[i] for i in sorted(assigned[name])] for name in names}
