@@ -163,8 +163,10 @@ def test_totals_and_notes_show_resampling_and_channels(corpus: list[Utterance]) 
     assert report.totals.sample_rates[8000] == 1
     assert report.totals.channels == {1: sum(report.totals.channels.values()) - 1, 2: 1}
     assert report.totals.duration_max_s == pytest.approx(1.0)
-    assert any("8000 Hz are resampled to 16000 Hz" in n for n in report.notes)
-    assert any("2 channels" in n for n in report.notes)
+    assert report.totals.duration_min_s == pytest.approx(0.05)  # zero-length rows left out
+    assert report.totals.n_readable == 17  # 23 - missing - 2 unreadable - 3 empty
+    assert any("1 row at 8000 Hz resampled to 16000 Hz" in n for n in report.notes)
+    assert any("1 row with 2 channels" in n for n in report.notes)
     summary = report.summary()
     assert "8000 Hz: 1" in summary and "FAILED" in summary
     table = report.summary_table()

@@ -14,6 +14,11 @@ from typing import Any
 MAX_EXAMPLES = 5  # example rows shown per problem in tables and error messages
 
 
+def rows(n: int) -> str:
+    """``1 row``, ``3 rows``."""
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 class Problem(str, Enum):
     """One kind of bad row. Declared from most to least severe; ``fatal`` ones block training."""
 
@@ -173,7 +178,7 @@ class DataReport:
     def summary(self) -> str:
         """Totals, notes, the problem table and the verdict: what ``wavtune check-data`` prints."""
         t = self.totals
-        lines = [f"{self.n_rows} rows, {t.n_readable} with readable audio, {t.hours:.2f} h"]
+        lines = [f"{rows(self.n_rows)}, {t.n_readable} with readable audio, {t.hours:.2f} h"]
         if t.duration_min_s is not None:
             lines.append(f"duration min/median/max: {t.duration_min_s:.2f} / "
                          f"{t.duration_median_s:.2f} / {t.duration_max_s:.2f} s")
@@ -197,14 +202,14 @@ class DataReport:
         for problem, found in self.by_problem().items():
             if not problem.fatal:
                 continue
-            lines.append(f"  {problem.value}: {problem.label} ({len(found)} rows); "
+            lines.append(f"  {problem.value}: {problem.label} ({rows(len(found))}); "
                          f"fix: {problem.fix}")
             lines.extend(f"    {f.where}: {f.detail}" for f in found[:MAX_EXAMPLES])
             if len(found) > MAX_EXAMPLES:
                 lines.append(f"    ... and {len(found) - MAX_EXAMPLES} more")
         lines.append(
             f"Fix or remove these rows, or set data.on_error=skip to drop them and train on the "
-            f"other {self.n_rows - n_bad} rows; `wavtune check-data {manifest_path}` prints the "
+            f"other {rows(self.n_rows - n_bad)}; `wavtune check-data {manifest_path}` prints the "
             f"full report."
         )
         return "\n".join(lines)

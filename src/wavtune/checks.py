@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from wavtune.check_report import DataError, DataReport, DataTotals, Finding, Problem
+from wavtune.check_report import DataError, DataReport, DataTotals, Finding, Problem, rows
 from wavtune.check_rows import (
     CheckOptions,
     RowFacts,
@@ -104,7 +104,7 @@ def _outliers(utts: Sequence[Utterance], facts: Sequence[RowFacts],
 
 
 def _totals(facts: Sequence[RowFacts]) -> DataTotals:
-    durations = sorted(f.duration_s for f in facts if f.duration_s is not None)
+    durations = sorted(f.duration_s for f in facts if f.duration_s)  # readable, > 0 s
     read = [f for f in facts if f.sample_rate is not None]
     return DataTotals(
         n_readable=len(durations),
@@ -121,10 +121,10 @@ def _notes(totals: DataTotals, opts: CheckOptions) -> tuple[str, ...]:
     notes = []
     for rate, n in sorted(totals.sample_rates.items()):
         if rate != opts.sample_rate:
-            notes.append(f"{n} rows at {rate} Hz are resampled to {opts.sample_rate} Hz"
+            notes.append(f"{rows(n)} at {rate} Hz resampled to {opts.sample_rate} Hz"
                          + (f" (they carry nothing above {rate // 2} Hz)"
                             if rate < opts.sample_rate else ""))
-    notes.extend(f"{n} rows have {c} channels; they are averaged to mono"
+    notes.extend(f"{rows(n)} with {c} channels, averaged to mono"
                  for c, n in sorted(totals.channels.items()) if c > 1)
     if not opts.decode:
         notes.append("header-only check: NaN, silence, clipping and identical-content checks "
