@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,7 +159,7 @@ def test_prepare_speaker_split_option(tmp_path: Path) -> None:
 
 
 def test_registry_names() -> None:
-    assert {"fsdd", "folder", "timit", "librispeech", "commonvoice"} <= set(CORPORA)
+    assert set(CORPORA) == {"fsdd", "folder", "timit", "librispeech", "commonvoice", "ascend", "hf"}
 
 
 # --- timit --------------------------------------------------------------------------------------
@@ -446,3 +450,235 @@ def test_folder_broken_trees(tmp_path: Path) -> None:
         prepare(
             "fsdd", make_fsdd(tmp_path / "fsdd"), tmp_path / "out", PrepareOptions(split_name="dev")
         )
+
+
+# --- ascend -------------------------------------------------------------------------------------
+
+ASCEND_HEADER = "file_name,transcription,duration,language,original_speaker_id,session_id,topic\n"
+
+
+def make_ascend_csv(root: Path) -> Path:
+    rows = {
+        "train": [
+            (
+                "ses1_spk3_L13101_189.900_5.490",
+                "我们 go shopping 吧",
+                "mixed",
+                "3",
+                "ses1",
+                "persona",
+            )
+        ],
+        "validation": [("ses2_spk4_R_1.0_0.5", "hello there", "en", "4", "ses2", "education")],
+        "test": [("ses3_spk5_L_2.0_1.0", "你好", "zh", "5", "ses3", "sports")],
+    }
+    for split, entries in rows.items():
+        lines = [ASCEND_HEADER]
+        for name, text, language, speaker, session, topic in entries:
+            write_tone(root / "waves" / f"{name}.wav")
+            lines.append(
+                f"waves/{name}.wav,{text},{TONE_S},{language},{speaker},{session},{topic}\n"
+            )
+        (root / f"{split}_metadata.csv").write_text("".join(lines), encoding="utf-8")
+    return root
+
+
+def test_ascend_csv_release(tmp_path: Path) -> None:
+    src = make_ascend_csv(tmp_path / "ASCEND")
+    result = prepare("ascend", src, tmp_path / "out")
+    assert split_counts(result) == {"train": 1, "validation": 1, "test": 1}
+    utt = by_id(tmp_path / "out" / "train.jsonl")["ses1_spk3_L13101_189.900_5.490"]
+    assert utt.text == "我们 go shopping 吧"
+    assert utt.speaker == "3"
+    assert dict(utt.labels) == {"language": "mixed", "topic": "persona", "session": "ses1"}
+    assert utt.duration_s == pytest.approx(TONE_S)
+    assert utt.audio == (src / "waves" / "ses1_spk3_L13101_189.900_5.490.wav").resolve()
+    (src / "waves" / "ses3_spk5_L_2.0_1.0.wav").unlink()
+    with pytest.raises(CorpusError, match=r"test_metadata\.csv: 1 audio files .* missing"):
+        prepare("ascend", src, tmp_path / "out")
+
+
+def test_ascend_broken_tree(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"(?s)no \*_metadata\.csv and no \*\.parquet.*waves/"):
+        prepare("ascend", tmp_path, tmp_path / "out")
+    (tmp_path / "train_metadata.csv").write_text("file_name,transcription\nx.wav,hi\n")
+    with pytest.raises(CorpusError, match="column.*language, original_speaker_id.*missing"):
+        prepare("ascend", tmp_path, tmp_path / "out")
+
+
+def tone_bytes(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    t = np.arange(int(TONE_S * SR)) / SR
+    sf.write(buffer, (0.3 * np.sin(2 * math.pi * 440 * t)).astype(np.float32), SR, format=fmt)
+    return buffer.getvalue()
+
+
+AUDIO_STRUCT = [("bytes", "binary"), ("path", "string")]
+
+
+def write_table(
+    path: Path, columns: dict[str, list[Any]], metadata: dict[str, Any] | None = None
+) -> None:
+    """A parquet file, or an Arrow IPC stream as datasets' save_to_disk writes it."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    arrays = {}
+    for name, values in columns.items():
+        if values and isinstance(values[0], dict) and "bytes" in values[0]:
+            kind = pa.struct(
+                [(n, pa.binary() if t == "binary" else pa.string()) for n, t in AUDIO_STRUCT]
+            )
+            arrays[name] = pa.array(values, type=kind)
+        else:
+            arrays[name] = pa.array(values)
+    table = pa.table(arrays)
+    if metadata is not None:
+        table = table.replace_schema_metadata({"huggingface": json.dumps({"info": metadata})})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        pq.write_table(table, str(path))
+    else:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+
+
+def test_ascend_parquet_release(tmp_path: Path) -> None:
+    src = tmp_path / "ASCEND"
+    flac, wav = tone_bytes("FLAC"), tone_bytes("WAV")
+    common = {
+        "duration": [TONE_S],
+        "original_speaker_id": [7],
+        "session_id": ["ses9"],
+        "topic": ["game"],
+    }
+    write_table(
+        src / "data" / "train-00000-of-00001.parquet",
+        {
+            "id": ["ses9_spk7_1.5_0.2"],
+            "path": ["ses9_spk7_1.5_0.2.wav"],
+            "audio": [{"bytes": flac, "path": "ses9_spk7_1.5_0.2.flac"}],
+            "transcription": ["对 ok"],
+            "language": ["mixed"],
+            **common,
+        },
+    )
+    write_table(
+        src / "data" / "test-00000-of-00001.parquet",
+        {
+            "id": ["t1"],
+            "path": ["t1.wav"],
+            "audio": [{"bytes": wav, "path": None}],
+            "transcription": ["ok"],
+            "language": ["en"],
+            **common,
+        },
+    )
+    out = tmp_path / "out"
+    result = prepare("ascend", src, out)
+    assert split_counts(result) == {"train": 1, "test": 1}
+    utt = by_id(out / "train.jsonl")["ses9_spk7_1.5_0.2"]
+    assert utt.audio == (out / "audio" / "train" / "ses9_spk7_1.5_0.2.flac").resolve()
+    assert utt.audio.read_bytes() == flac  # original encoding kept
+    assert utt.text == "对 ok"
+    assert utt.speaker == "7"
+    assert dict(utt.labels) == {"language": "mixed", "topic": "game", "session": "ses9"}
+    assert utt.duration_s == pytest.approx(TONE_S)
+    assert by_id(out / "test.jsonl")["t1"].audio.suffix == ".wav"
+    assert '"audio": "audio/train/' in (out / "train.jsonl").read_text()  # relative below OUT
+
+
+def test_parquet_without_pyarrow_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    for corpus in ("ascend", "hf"):
+        with pytest.raises(CorpusError, match="needs pyarrow.*pip install pyarrow"):
+            prepare(corpus, tmp_path, tmp_path / "out")
+
+
+# --- hf -----------------------------------------------------------------------------------------
+
+
+def save_to_disk(folder: Path, columns: dict[str, list[Any]], features: dict[str, Any]) -> None:
+    """The layout of datasets' Dataset.save_to_disk, written with pyarrow alone."""
+    write_table(folder / "data-00000-of-00001.arrow", columns)
+    state = {"_data_files": [{"filename": "data-00000-of-00001.arrow"}], "_split": None}
+    (folder / "state.json").write_text(json.dumps(state))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": features}))
+
+
+def test_hf_save_to_disk_dataset_dict(tmp_path: Path) -> None:
+    src = tmp_path / "ds"
+    features = {"label": {"_type": "ClassLabel", "names": ["neg", "pos"]}}
+    flac = tone_bytes("FLAC")
+    for split, n in (("train", 3), ("test", 1)):
+        save_to_disk(
+            src / split,
+            {
+                "id": [f"{split}{i}" for i in range(n)],
+                "audio": [{"bytes": flac, "path": f"clip{i}.flac"} for i in range(n)],
+                "sentence": [f"words {i}" for i in range(n)],
+                "speaker_id": [i % 2 for i in range(n)],
+                "label": [i % 2 for i in range(n)],
+                "score": [0.5] * n,
+            },
+            features,
+        )
+    (src / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
+    out = tmp_path / "out"
+    result = prepare("hf", src, out)
+    assert split_counts(result) == {"train": 3, "test": 1}
+    utt = by_id(out / "train.jsonl")["train1"]
+    assert utt.text == "words 1"
+    assert utt.speaker == "1"
+    assert dict(utt.labels) == {"label": "pos", "score": "0.5"}  # ClassLabel index -> name
+    assert utt.audio == (out / "audio" / "train" / "train1.flac").resolve()
+    assert utt.duration_s == pytest.approx(TONE_S)
+    only = prepare("hf", src, tmp_path / "only", PrepareOptions(splits=("test",)))
+    assert split_counts(only) == {"test": 1}
+
+
+def test_hf_parquet_arrays_columns_and_split(tmp_path: Path) -> None:
+    src = tmp_path / "pq"
+    t = np.arange(int(TONE_S * 8000)) / 8000
+    array = (0.3 * np.sin(2 * math.pi * 440 * t)).tolist()
+    rows = 4
+    write_table(
+        src / "data.parquet",
+        {
+            "audio": [{"array": array, "sampling_rate": 8000} for _ in range(rows)],
+            "words": [f"w{i}" for i in range(rows)],
+            "client_id": [f"spk{i}" for i in range(rows)],
+        },
+    )
+    out = tmp_path / "out"
+    options = PrepareOptions(text_column="words", speaker_split={"train": 0.5, "test": 0.5})
+    result = prepare("hf", src, out, options)
+    assert split_counts(result) == {"train": 2, "test": 2}
+    rows_by_id = by_id(out / "train.jsonl") | by_id(out / "test.jsonl")
+    utt = rows_by_id["all-000002"]
+    assert utt.text == "w2"
+    assert utt.speaker == "spk2"
+    assert utt.audio.suffix == ".wav"
+    assert sf.info(str(utt.audio)).samplerate == 8000
+    assert utt.duration_s == pytest.approx(TONE_S)
+    with pytest.raises(
+        CorpusError, match="no text column 'transcript'.*columns: audio, words, client_id"
+    ):
+        prepare("hf", src, out, PrepareOptions(text_column="transcript"))
+    write_table(src / "data.parquet", {"wave": [1], "text": ["x"]})
+    with pytest.raises(CorpusError, match="no audio column 'audio'.*--audio-column"):
+        prepare("hf", src, out)
+
+
+def test_hf_broken_tree(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"(?s)no dataset_dict\.json, state\.json.*save_to_disk"):
+        prepare("hf", tmp_path, tmp_path / "out")
+    (tmp_path / "state.json").write_text(
+        json.dumps({"_data_files": [{"filename": "data-0.arrow"}]})
+    )
+    with pytest.raises(CorpusError, match="data file data-0.arrow missing"):
+        prepare("hf", tmp_path, tmp_path / "out")

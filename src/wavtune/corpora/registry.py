@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wavtune.corpora.ascend import import_ascend
 from wavtune.corpora.base import CorpusError, ImportedCorpus, Importer, PrepareOptions
 from wavtune.corpora.commonvoice import import_commonvoice
 from wavtune.corpora.folder import import_folder
 from wavtune.corpora.fsdd import import_fsdd
+from wavtune.corpora.hf import import_hf
 from wavtune.corpora.librispeech import import_librispeech
 from wavtune.corpora.splits import speaker_split
 from wavtune.corpora.timit import import_timit
@@ -24,6 +26,8 @@ CORPORA: dict[str, Importer] = {
     "timit": import_timit,
     "librispeech": import_librispeech,
     "commonvoice": import_commonvoice,
+    "ascend": import_ascend,
+    "hf": import_hf,
 }
 
 
