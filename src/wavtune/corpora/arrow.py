@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from wavtune.corpora.base import CorpusError
+from wavtune.corpora.base import SINGLE_SPLIT, CorpusError
 
 ROWS_PER_BATCH = 256  # rows decoded at a time; bounds memory when audio bytes are in the table
 KNOWN_SPLITS = ("train", "validation", "valid", "dev", "test", "eval", "other", "validated")
@@ -82,13 +82,13 @@ def count_rows(path: Path) -> int | None:
 
 def parquet_split(path: Path) -> str:
     """The split a parquet file belongs to, from Hub naming: data/train-00000-of-00002.parquet,
-    train/0000.parquet, test.parquet. ``"all"`` when the name says nothing."""
+    train/0000.parquet, test.parquet. SINGLE_SPLIT when the name says nothing."""
     name = _SHARD.sub("", path.stem)
     if name.lower() in KNOWN_SPLITS or name != path.stem:
         return name
     if path.parent.name.lower() in KNOWN_SPLITS or name.isdigit():
         return path.parent.name
-    return "all"
+    return SINGLE_SPLIT
 
 
 def hf_features(path: Path) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ from wavtune.manifest import Utterance
 
 T = TypeVar("T")
 
+SINGLE_SPLIT = "all"  # the split of a corpus that has none of its own
 MAX_LISTED = 5  # problem files named in one error message; the rest are counted
 
 

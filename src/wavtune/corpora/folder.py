@@ -10,9 +10,11 @@ There is no split: one ``all`` manifest unless split_name or speaker_split is gi
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 from wavtune.corpora.base import (
+    SINGLE_SPLIT,
     ImportedCorpus,
     PrepareOptions,
     check_missing,
@@ -26,7 +28,6 @@ from wavtune.manifest import Utterance
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph")
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 METADATA_FILE = "metadata.csv"
-SPLIT = "all"
 
 LAYOUT = """\
   SRC/                         a folder of audio with transcripts beside it
@@ -61,15 +62,11 @@ def _ljspeech(src: Path, options: PrepareOptions) -> ImportedCorpus:
             utt_id = row[0].strip()
             utts.append(Utterance(utt_id, (src / "wavs" / f"{utt_id}.wav").resolve(), text.strip()))
     present, warnings = check_missing(utts, options, metadata)
-    durations = [header_duration(u.audio) for u in progress(present, options, "ljspeech")]
-    return ImportedCorpus(
-        {
-            SPLIT: [
-                Utterance(u.id, u.audio, u.text, duration_s=d) for u, d in zip(present, durations)
-            ]
-        },
-        tuple(warnings),
-    )
+    timed = [
+        replace(u, duration_s=header_duration(u.audio))
+        for u in progress(present, options, "ljspeech", total=len(present))
+    ]
+    return ImportedCorpus({SINGLE_SPLIT: timed}, tuple(warnings))
 
 
 def import_folder(src: Path, out: Path, options: PrepareOptions) -> ImportedCorpus:
@@ -111,4 +108,4 @@ def import_folder(src: Path, out: Path, options: PrepareOptions) -> ImportedCorp
     if untranscribed:
         found = describe_paths(untranscribed, "audio files have no .txt/.lab transcript")
         warnings.append(f"{src}: {found} (their rows have no text)")
-    return ImportedCorpus({SPLIT: utts}, tuple(warnings))
+    return ImportedCorpus({SINGLE_SPLIT: utts}, tuple(warnings))

@@ -25,6 +25,7 @@ from wavtune.corpora.arrow import (
     write_audio_cell,
 )
 from wavtune.corpora.base import (
+    SINGLE_SPLIT,
     CorpusError,
     ImportedCorpus,
     PrepareOptions,
@@ -37,7 +38,6 @@ from wavtune.manifest import Utterance
 
 TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text", "raw_text")
 SPEAKER_COLUMNS = ("speaker_id", "speaker", "client_id", "original_speaker_id")
-SINGLE_SPLIT = "all"
 
 LAYOUT = """\
   SRC/                          DatasetDict.save_to_disk(SRC)
@@ -128,6 +128,26 @@ class Columns:
         return cls(options.audio_column, text, speaker, utt_id, labels)
 
 
+def _utterance(
+    row: Mapping[str, Any],
+    columns: Columns,
+    classes: Mapping[str, list[str]],
+    utt_id: str,
+    audio: Path,
+) -> Utterance:
+    text = row.get(columns.text) if columns.text else None
+    speaker = row.get(columns.speaker) if columns.speaker else None
+    labels = {c: _label_value(row.get(c), classes.get(c)) for c in columns.labels}
+    return Utterance(
+        id=utt_id,
+        audio=audio,
+        text=None if text is None else str(text),
+        duration_s=header_duration(audio),
+        speaker=None if speaker is None else str(speaker),
+        labels={k: v for k, v in labels.items() if v is not None and v != ""},
+    )
+
+
 def import_hf(src: Path, out: Path, options: PrepareOptions) -> ImportedCorpus:
     """Every row of the chosen splits of a Hugging Face dataset saved at ``src``."""
     if not src.is_dir():
@@ -146,23 +166,9 @@ def import_hf(src: Path, out: Path, options: PrepareOptions) -> ImportedCorpus:
             ):
                 columns = columns or Columns.from_row(row, table, options)
                 utt_id = str(row[columns.id]) if columns.id else f"{split}-{len(utts):06d}"
-                audio_cell = row[columns.audio]
-                audio = write_audio_cell(
-                    audio_cell, audio_dest(out, split, utt_id), table, index, src
-                )
-                labels = {c: _label_value(row[c], classes.get(c)) for c in columns.labels}
-                text = row[columns.text] if columns.text else None
-                speaker = row[columns.speaker] if columns.speaker else None
-                utts.append(
-                    Utterance(
-                        id=utt_id,
-                        audio=audio,
-                        text=None if text is None else str(text),
-                        duration_s=header_duration(audio),
-                        speaker=None if speaker is None else str(speaker),
-                        labels={k: v for k, v in labels.items() if v is not None and v != ""},
-                    )
-                )
+                dest = audio_dest(out, split, utt_id)
+                audio = write_audio_cell(row.get(columns.audio), dest, table, index, src)
+                utts.append(_utterance(row, columns, classes, utt_id, audio))
             if columns is not None and columns.text is None and not warnings:
                 warnings.append(
                     f"{table}: no transcript column ({', '.join(TEXT_COLUMNS)}); rows have no "

@@ -18,7 +18,6 @@ from wavtune.corpora.timit import import_timit
 from wavtune.manifest import Utterance, write_manifest
 
 MANIFEST_SUFFIX = ".jsonl"
-SINGLE_SPLIT = "all"  # name of the manifest of a corpus without splits
 
 CORPORA: dict[str, Importer] = {
     "fsdd": import_fsdd,
