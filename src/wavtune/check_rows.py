@@ -67,6 +67,7 @@ class CheckOptions:
     """What to check and the thresholds. Defaults suit a wav2vec2-family CTC model at 16 kHz."""
 
     need_text: bool = True  # False for classification: no text checks at all
+    text_column: str = "text"  # manifest column holding the transcript (e.g. 'phones')
     normalizer: TextNormalizer = field(default_factory=TextNormalizer)
     vocab: Vocabulary | None = None  # None: unknown units are not checked
     sample_rate: int = SAMPLE_RATE  # Hz, the model's
@@ -116,10 +117,11 @@ def _check_text(row: int, utt: Utterance, opts: CheckOptions) -> tuple[list[Find
     """Findings about the transcript, and its label tokens."""
     if not opts.need_text:
         return [], []
-    norm = opts.normalizer(utt.text) if utt.text else ""
+    text = utt.label(opts.text_column)
+    norm = opts.normalizer(text) if text else ""
     if not norm:
-        detail = ("the row has no 'text' field" if utt.text is None
-                  else f"transcript {_shorten(utt.text)} is empty after normalisation")
+        detail = (f"the row has no '{opts.text_column}' field" if text is None
+                  else f"transcript {_shorten(text)} is empty after normalisation")
         return [Finding(utt.id, row, Problem.EMPTY_TEXT, detail)], []
     findings = []
     if opts.vocab is not None:

@@ -137,8 +137,11 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         )
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read every row of a manifest; raise ManifestError naming the line of the first bad row."""
+def read_manifest(path: str | Path, unique_ids: bool = True) -> list[Utterance]:
+    """Read every row of a manifest; raise ManifestError naming the line of the first bad row.
+
+    ``unique_ids=False`` lets duplicate ids through (``check-data`` reports them all at once).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; check the path in your config or command")
@@ -146,12 +149,12 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     first_line: dict[str, int] = {}
     for line_no, row in _iter_rows(path):
         utt = row_to_utterance(row, path, line_no)
-        if utt.id in first_line:
+        if unique_ids and utt.id in first_line:
             raise ManifestError(
                 f"{_where(path, line_no)}: duplicate id '{utt.id}' (first at line "
                 f"{first_line[utt.id]}); ids must be unique within a manifest"
             )
-        first_line[utt.id] = line_no
+        first_line.setdefault(utt.id, line_no)
         utterances.append(utt)
     if not utterances:
         raise ManifestError(f"{path}: the manifest has no rows")

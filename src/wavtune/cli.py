@@ -1,0 +1,268 @@
+"""The ``wavtune`` command line: the only module that reads argv.
+
+Each subcommand parses its arguments and calls one library function; user errors are printed as
+one message naming the file, row or key, and the exit code is 2 (1 for ``check-data`` findings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wavtune import __version__
+
+log = logging.getLogger("wavtune")
+
+
+# --- subcommands ----------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from wavtune.config import load_config
+    from wavtune.training import train
+
+    overrides = list(args.set or [])
+    if args.output_dir:
+        overrides.append(f"train.output_dir={args.output_dir}")
+    if args.overwrite:
+        overrides.append("train.overwrite_output_dir=true")
+    config = load_config(args.config, overrides)
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    where = (f"best {result.metric} {result.best_metric:.4f} at step {result.best_step}"
+             if result.best_step is not None else "no eval set: last step")
+    print(f"published step {result.published_step} of {result.steps} ({where}) -> {result.run_dir}")
+    for name, res in (("eval", result.eval), ("test", result.test)):
+        if res is not None:
+            print(f"{name}: WER {res.wer:.4f}  CER {res.cer:.4f}  loss {res.loss:.4f}  "
+                  f"({res.num_utterances} utterances)")
+    print(f"wall time {result.wall_s / 60:.1f} min")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wavtune.data import AudioSettings, SpeechDataset
+    from wavtune.evaluation import evaluate_ctc, write_predictions
+    from wavtune.inference import Recognizer
+    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.rundir import RunDir, load_run_config
+
+    config = load_run_config(args.run)
+    rec = Recognizer(args.run, device=args.device)
+    utts = with_durations(read_manifest(args.manifest))
+    dataset = SpeechDataset(utts, rec.audio, rec.vocab, config.text.normalizer(),
+                            args.text_column or config.data.text_column)
+    result = evaluate_ctc(rec.model, dataset, args.batch_size, rec.use_attention_mask,
+                          progress=not args.quiet)
+    name = args.name or Path(args.manifest).stem
+    run = RunDir(Path(args.run))
+    write_predictions(result.predictions, run.predictions(name))
+    summary = {"manifest": str(args.manifest), **result.scores(),
+               "utterances": result.num_utterances}
+    run.write_json(run.root / f"metrics-{name}.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{name}: WER {result.wer:.4f}  CER {result.cer:.4f}  loss {result.loss:.4f}  "
+              f"({result.num_utterances} utterances) -> {run.predictions(name)}")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from wavtune.inference import Recognizer, TranscribeOptions, find_audio
+
+    rec = Recognizer(args.run, device=args.device)
+    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
+    paths = find_audio(args.audio)
+    for t in rec.transcribe_files(paths, options, progress=not args.quiet and len(paths) > 8):
+        if args.format == "json":
+            print(json.dumps({"audio": t.source, "text": t.text,
+                              "duration_s": round(t.duration_s, 3)}, ensure_ascii=False))
+        elif len(paths) == 1:
+            print(t.text)
+        else:
+            print(f"{t.source}\t{t.text}")
+    return 0
+
+
+def _fractions(text: str) -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--speaker-split {text!r}: expected NAME=FRACTION pairs, e.g. train=0.8,dev=0.1,test=0.1"
+        ) from None
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from wavtune.corpora import PrepareOptions, prepare
+
+    options = PrepareOptions(
+        splits=tuple(args.splits.split(",")) if args.splits else (),
+        split_name=args.split_name, speaker_split=args.speaker_split, seed=args.seed,
+        skip_missing=args.skip_missing, include_sa=args.include_sa,
+        text_column=args.text_column, audio_column=args.audio_column,
+        progress=False if args.quiet else None,
+    )
+    result = prepare(args.corpus, Path(args.src), Path(args.out), options)
+    for s in result.splits:
+        print(f"{s.name}: {s.utterances} utterances, {s.hours:.2f} h, {s.speakers} speakers "
+              f"-> {s.manifest}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from wavtune.checks import CheckOptions, check_utterances
+    from wavtune.manifest import read_manifest
+    from wavtune.text import TextNormalizer
+
+    vocab = None
+    normalizer = TextNormalizer()
+    text_column = args.text_column
+    if args.vocab:
+        from wavtune.rundir import load_run_config, load_vocab
+
+        vocab = load_vocab(args.vocab)
+        if (Path(args.vocab) / "wavtune.yaml").is_file():
+            config = load_run_config(args.vocab)
+            normalizer = config.text.normalizer()
+            text_column = text_column or config.data.text_column
+    utts = read_manifest(args.manifest, unique_ids=False)
+    options = CheckOptions(need_text=not args.no_text, normalizer=normalizer, vocab=vocab,
+                           decode=not args.header_only, text_column=text_column or "text")
+    report = check_utterances(utts, options, progress=not args.quiet)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavtune",
+        description="Fine-tune wav2vec2-family speech encoders for CTC speech recognition.",
+    )
+    parser.add_argument("--version", action="version", version=f"wavtune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a YAML config",
+                       description="Train (fine-tune or from scratch) as the config says; the run "
+                                   "directory gets the best checkpoint, logs, metrics, predictions.")
+    p.add_argument("config", help="YAML config (see examples/)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set train.learning_rate=1e-4 (repeatable)")
+    p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run directory's latest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an existing, non-empty run directory first")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run on a manifest (WER, CER)",
+                       description="Greedy-decode every row of MANIFEST with RUN's model and write "
+                                   "predictions-NAME.jsonl and metrics-NAME.json into RUN.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("manifest", help="manifest with transcripts (JSONL/CSV/TSV)")
+    p.add_argument("--name", help="name for the output files (default: the manifest's stem)")
+    p.add_argument("--text-column", help="transcript column (default: the run's data.text_column)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files or folders with a run",
+                       description="Print the transcript of each audio file (folders are searched "
+                                   "recursively). Audio longer than --chunk-s is decoded in "
+                                   "overlapping chunks.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("audio", nargs="+", help="audio files or folders")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: the transcript (with the path when several files); json: one "
+                        "object per line")
+    p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long audio (s)")
+    p.add_argument("--overlap-s", type=float, default=5.0,
+                   help="context kept on each side of a window (s)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("prepare", help="write manifests for a corpus in its published layout",
+                       description="Import CORPUS from SRC (read in place) and write OUT/<split>.jsonl.")
+    p.add_argument("corpus", choices=_corpus_names(), help="corpus layout")
+    p.add_argument("src", help="the corpus folder as distributed")
+    p.add_argument("out", help="folder for the manifests")
+    p.add_argument("--splits", help="only these splits, comma-separated")
+    p.add_argument("--split-name", help="name of the single manifest of a corpus without splits")
+    p.add_argument("--speaker-split", type=_fractions, metavar="NAME=FRAC,...",
+                   help="re-split speaker-disjointly, e.g. train=0.8,dev=0.1,test=0.1")
+    p.add_argument("--seed", type=int, default=42, help="seed of --speaker-split")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="skip rows whose audio is missing (reported) instead of failing")
+    p.add_argument("--include-sa", action="store_true", help="timit: keep the SA1/SA2 sentences")
+    p.add_argument("--text-column", help="hf: the transcript column")
+    p.add_argument("--audio-column", default="audio", help="hf: the audio column")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("check-data", help="report problems in a manifest before training",
+                       description="Read every row and report missing/unreadable/silent/NaN/"
+                                   "clipped audio, empty or out-of-vocabulary transcripts, "
+                                   "CTC-infeasible rows, duration outliers and duplicates. Exit "
+                                   "code 1 when anything would break training.")
+    p.add_argument("manifest")
+    p.add_argument("--vocab", metavar="RUN", help="check transcripts against RUN's vocabulary")
+    p.add_argument("--text-column", help="transcript column (default: text)")
+    p.add_argument("--no-text", action="store_true", help="audio only (classification data)")
+    p.add_argument("--header-only", action="store_true",
+                   help="fast: read file headers only (no NaN/silence/clipping checks)")
+    p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_check_data)
+    return parser
+
+
+def _corpus_names() -> list[str]:
+    from wavtune.corpora import CORPORA
+
+    return sorted(CORPORA)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from wavtune.audio import AudioError
+    from wavtune.checks import DataError
+    from wavtune.config import ConfigError
+    from wavtune.corpora import CorpusError
+    from wavtune.manifest import ManifestError
+    from wavtune.modeling import ModelError
+    from wavtune.rundir import RunError
+    from wavtune.training import Interrupted, TrainingError
+    from wavtune.vocab import VocabularyError
+
+    return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
+            VocabularyError, TrainingError, Interrupted)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except _user_errors() as e:
+        print(f"wavtune {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

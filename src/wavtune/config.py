@@ -1,0 +1,305 @@
+"""Typed configuration: dataclass sections, YAML load/dump and ``--set section.key=value`` overrides.
+
+Only this module reads YAML. Unknown keys, wrong types and impossible values are rejected before any
+work starts, with the key's dotted path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from wavtune import constants as C
+from wavtune.text import TextNormalizer, Unit
+
+Task = Literal["ctc"]
+Scheduler = Literal["linear", "cosine", "constant", "tri_stage"]
+Precision = Literal["no", "fp16", "bf16"]
+EvalStrategy = Literal["steps", "epoch"]
+OnError = Literal["fail", "skip"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped or impossible; the message names its key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which manifests to read and how strictly."""
+
+    train: str = ""  # training manifest (JSONL/CSV/TSV); relative paths are from the config file
+    eval: str = ""  # validation manifest, scored during training to pick the best checkpoint
+    test: str = ""  # optional test manifest, scored once at the end with the published model
+    eval_from_train: float = 0.0  # no eval manifest: hold out this seeded share of train instead
+    text_column: str = "text"  # manifest column holding the transcript (e.g. 'phones' for TIMIT)
+    on_error: OnError = "fail"  # bad rows: stop with a report ('fail') or drop and count them ('skip')
+    min_duration_s: float = 0.0
+    max_duration_s: float = 0.0  # 0: no limit
+    num_workers: int = 0  # DataLoader worker processes
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Transcript normalisation and token units (see wavtune.text.TextNormalizer)."""
+
+    unit: Unit = "char"
+    nfkc: bool = True
+    lowercase: bool = True
+    remove: str = ""  # characters to delete, e.g. ',.?!;:"'
+    remove_regex: str = ""
+    allowed: str = ""  # when set, the only characters kept
+
+    def normalizer(self) -> TextNormalizer:
+        return TextNormalizer(self.nfkc, self.lowercase, self.remove, self.remove_regex,
+                              self.allowed, self.unit)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder and its CTC head. ``None`` keeps the checkpoint's own value."""
+
+    name_or_path: str = ""  # Hub id or local folder; empty: random init from `preset` + `overrides`
+    preset: str = ""  # named random-init size (wavtune.modeling.PRESETS), e.g. 'tiny', 'small'
+    arch: str = "wav2vec2"  # model_type for random init: wav2vec2, hubert, wavlm, data2vec-audio, ...
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra transformers config fields
+    freeze_feature_encoder: bool = True
+    freeze_encoder_steps: int = 0  # train only the head for the first N optimizer steps
+    mask_time_prob: float | None = None  # SpecAugment
+    mask_time_length: int | None = None
+    mask_feature_prob: float | None = None
+    mask_feature_length: int | None = None
+    layerdrop: float | None = None
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
+    activation_dropout: float | None = None
+    feat_proj_dropout: float | None = None
+    final_dropout: float | None = None
+    gradient_checkpointing: bool = False
+    ctc_zero_infinity: bool = True
+    ctc_loss_reduction: Literal["mean", "sum"] = "mean"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, evaluation and checkpointing; names follow the seed model cards."""
+
+    output_dir: str = "runs/wavtune"
+    overwrite_output_dir: bool = False
+    learning_rate: float = C.DEFAULT_LEARNING_RATE
+    train_batch_size: int = C.DEFAULT_BATCH_SIZE
+    eval_batch_size: int = C.DEFAULT_BATCH_SIZE
+    gradient_accumulation_steps: int = 1
+    seed: int = C.DEFAULT_SEED
+    adam_beta1: float = C.DEFAULT_ADAM_BETAS[0]
+    adam_beta2: float = C.DEFAULT_ADAM_BETAS[1]
+    adam_epsilon: float = C.DEFAULT_ADAM_EPSILON
+    weight_decay: float = 0.0
+    lr_scheduler_type: Scheduler = "linear"
+    warmup_steps: int = C.DEFAULT_WARMUP_STEPS
+    tri_stage_hold_ratio: float = 0.4  # tri_stage: share of steps at peak LR after warm-up
+    tri_stage_final_lr_scale: float = 0.05
+    num_epochs: float = 1.0
+    max_steps: int = 0  # > 0: stop after this many optimizer steps, whatever num_epochs says
+    mixed_precision: Precision = "no"
+    eval_strategy: EvalStrategy = "epoch"
+    eval_steps: int = 500
+    logging_steps: int = 50
+    save_total_limit: int = 2  # checkpoints kept besides the best one
+    metric_for_best: str = C.DEFAULT_METRIC  # wer, cer or loss
+    max_grad_norm: float = C.DEFAULT_MAX_GRAD_NORM
+    max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run. Saved resolved as ``config.yaml`` in the run directory."""
+
+    task: Task = "ctc"
+    data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --- building dataclasses from plain data, with type checks -----------------------------------
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a section (mapping), got {value!r}")
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if tp is Any:
+        return value
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def from_dict(cls: type[Any], data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"{path}: unknown key; valid keys here are: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-data form of a config dataclass (for YAML, JSON and checkpoints)."""
+    return dataclasses.asdict(config)
+
+
+def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is a value, not a section")
+        node = child
+    try:
+        value: Any = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:  # e.g. text.remove=,.?! is not a YAML scalar: take it verbatim
+        value = raw
+    node[parts[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML scalars) to plain config data."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.learning_rate=1e-4")
+        key, raw = item.split("=", 1)
+        _set(data, key.strip(), raw)
+    return data
+
+
+def validate(config: Config) -> Config:
+    """Reject impossible values (negative learning rate, zero batch sizes, ...)."""
+    t = config.train
+    rules: list[tuple[bool, str]] = [
+        (t.learning_rate > 0, f"train.learning_rate: must be > 0, got {t.learning_rate}"),
+        (t.train_batch_size >= 1, f"train.train_batch_size: must be >= 1, got {t.train_batch_size}"),
+        (t.eval_batch_size >= 1, f"train.eval_batch_size: must be >= 1, got {t.eval_batch_size}"),
+        (t.gradient_accumulation_steps >= 1,
+         f"train.gradient_accumulation_steps: must be >= 1, got {t.gradient_accumulation_steps}"),
+        (0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, "train.adam_beta1/2: must be in [0, 1)"),
+        (t.adam_epsilon > 0, f"train.adam_epsilon: must be > 0, got {t.adam_epsilon}"),
+        (t.warmup_steps >= 0, f"train.warmup_steps: must be >= 0, got {t.warmup_steps}"),
+        (t.num_epochs > 0 or t.max_steps > 0, "train.num_epochs or train.max_steps must be > 0"),
+        (t.eval_steps >= 1, f"train.eval_steps: must be >= 1, got {t.eval_steps}"),
+        (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),
+        (t.save_total_limit >= 1, f"train.save_total_limit: must be >= 1, got {t.save_total_limit}"),
+        (t.max_grad_norm >= 0, f"train.max_grad_norm: must be >= 0 (0 disables clipping)"),
+        (t.metric_for_best in ("wer", "cer", "loss"),
+         f"train.metric_for_best: {t.metric_for_best!r} is not one of 'wer', 'cer', 'loss'"),
+        (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
+        (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
+        (not (config.data.eval and config.data.eval_from_train),
+         "data.eval and data.eval_from_train are both set; keep one"),
+        (bool(config.model.name_or_path) != bool(config.model.preset) or bool(config.model.overrides),
+         "model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
+         "(random init, e.g. 'tiny'), optionally with model.overrides"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(message)
+    for name in ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropout",
+                 "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout"):
+        value = getattr(config.model, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"model.{name}: must be within [0, 1], got {value}")
+    return config
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    section = data.get("data")
+    if isinstance(section, dict):
+        for key in ("train", "eval", "test"):
+            value = section.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                section[key] = str((base / value).resolve())
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (manifest paths resolved against its folder), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+        _resolve_paths(data, path.parent)
+    data = apply_overrides(data, overrides or [])
+    return validate(from_dict(Config, data))
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True),
+                          encoding="utf-8")

@@ -1,0 +1,72 @@
+"""Datasets: one utterance -> a model-ready waveform and its targets. Batching is elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from torch.utils.data import Dataset
+
+from wavtune.audio import load_audio, normalize_waveform
+from wavtune.manifest import Utterance
+from wavtune.text import TextNormalizer
+from wavtune.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class Example:
+    """One model input. ``labels`` is empty when the utterance has no transcript."""
+
+    id: str
+    input_values: npt.NDArray[np.float32]  # [samples] at the model's rate
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """How raw audio becomes ``input_values`` (the feature extractor's settings)."""
+
+    sample_rate: int
+    do_normalize: bool = True
+
+
+class SpeechDataset(Dataset[Example]):
+    """Decodes, resamples and normalises one utterance per item, and encodes its transcript."""
+
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        audio: AudioSettings,
+        vocab: Vocabulary | None = None,
+        normalizer: TextNormalizer | None = None,
+        text_column: str = "text",
+    ) -> None:
+        self.utterances = list(utterances)
+        self.audio = audio
+        self.vocab = vocab
+        self.normalizer = normalizer or TextNormalizer()
+        self.text_column = text_column
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def durations(self) -> list[float]:
+        """Duration of each item in seconds (from the manifest; used by the batch sampler)."""
+        return [u.duration_s or 0.0 for u in self.utterances]
+
+    def reference(self, index: int) -> str:
+        """The normalised transcript of item ``index`` ('' when absent)."""
+        text = self.utterances[index].label(self.text_column)
+        return self.normalizer(text) if text else ""
+
+    def __getitem__(self, index: int) -> Example:
+        utt = self.utterances[index]
+        wave = load_audio(utt.audio, self.audio.sample_rate, utt.offset_s, utt.duration_s)
+        if self.audio.do_normalize:
+            wave = normalize_waveform(wave)
+        labels: tuple[int, ...] = ()
+        if self.vocab is not None:
+            labels = tuple(self.vocab.encode(self.reference(index)))
+        return Example(utt.id, wave, labels)

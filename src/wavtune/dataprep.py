@@ -1,0 +1,142 @@
+"""Turning a config's manifests into checked, normalised splits and a training vocabulary."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from wavtune.check_rows import CheckOptions, conv_geometry
+from wavtune.checks import check_utterances, require_clean
+from wavtune.config import Config
+from wavtune.manifest import ManifestError, Utterance, read_manifest, with_durations
+from wavtune.rundir import RunDir
+from wavtune.vocab import Vocabulary
+
+log = logging.getLogger("wavtune")
+SPLITS = ("train", "eval", "test")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The utterances of each split (empty tuple: split not configured) and the vocabulary."""
+
+    config: Config
+    train: tuple[Utterance, ...]
+    eval: tuple[Utterance, ...]
+    test: tuple[Utterance, ...]
+    vocab: Vocabulary
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> problem -> rows
+
+    def split(self, name: str) -> tuple[Utterance, ...]:
+        utts: tuple[Utterance, ...] = getattr(self, name)
+        return utts
+
+    def unknown_units(self, name: str) -> Counter[str]:
+        """Units of a split's transcripts that the vocabulary lacks (they score as errors)."""
+        normalizer = self.config.text.normalizer()
+        texts = (u.label(self.config.data.text_column) or "" for u in self.split(name))
+        return self.vocab.unknown_units(normalizer(t) for t in texts)
+
+    def checked(self, kernels: Sequence[int], strides: Sequence[int], sample_rate: int,
+                on_error: Literal["fail", "skip"], progress: bool = True) -> PreparedData:
+        """Run the data checks on every split for a model with this conv geometry; drop or fail."""
+        receptive_field, samples_per_frame = conv_geometry(kernels, strides)
+        data = self.config.data
+        options = CheckOptions(
+            normalizer=self.config.text.normalizer(), vocab=self.vocab, sample_rate=sample_rate,
+            samples_per_frame=samples_per_frame, receptive_field=receptive_field,
+            min_duration_s=data.min_duration_s or None, max_duration_s=data.max_duration_s or None,
+            text_column=data.text_column,
+        )
+        kept: dict[str, tuple[Utterance, ...]] = {}
+        dropped: dict[str, dict[str, int]] = {}
+        for name in SPLITS:
+            utts = self.split(name)
+            if not utts:
+                kept[name] = ()
+                continue
+            report = check_utterances(utts, options, progress=progress)
+            manifest = getattr(data, name)
+            kept[name] = tuple(require_clean(utts, report, manifest, on_error))
+            if len(kept[name]) < len(utts):
+                worst: Counter[str] = Counter()
+                bad = report.bad_rows()
+                for f in report.findings:
+                    if f.fatal and f.row in bad:
+                        worst[f.problem.value] += 1
+                        bad.discard(f.row)
+                dropped[name] = dict(worst)
+        return replace(self, train=kept["train"], eval=kept["eval"], test=kept["test"],
+                       dropped=dropped)
+
+    def summary(self) -> dict[str, Any]:
+        """Facts about the data for metrics.json and the model card."""
+        out: dict[str, Any] = {"vocab_size": len(self.vocab), "unit": self.vocab.unit}
+        for name in SPLITS:
+            utts = self.split(name)
+            if not utts:
+                continue
+            speakers = {u.speaker for u in utts if u.speaker}
+            out[f"{name}_data"] = {
+                "manifest": getattr(self.config.data, name) or (
+                    f"{self.config.data.train} (held-out {self.config.data.eval_from_train:.0%})"),
+                "utterances": len(utts),
+                "hours": round(sum(u.duration_s or 0.0 for u in utts) / 3600, 4),
+                "speakers": len(speakers),
+                "dropped": self.dropped.get(name, {}),
+            }
+            if name != "train":
+                unknown = self.unknown_units(name)
+                out[f"{name}_data"]["unknown_units"] = dict(unknown.most_common(20))
+        return out
+
+
+def hold_out(utts: Sequence[Utterance], fraction: float, seed: int
+             ) -> tuple[tuple[Utterance, ...], tuple[Utterance, ...]]:
+    """Split off a seeded random ``fraction`` of ``utts`` (at least one row) as an eval set."""
+    rng = np.random.default_rng(seed)
+    n_eval = max(1, round(len(utts) * fraction))
+    if n_eval >= len(utts):
+        raise ManifestError(f"data.eval_from_train={fraction} leaves no training rows out of "
+                            f"{len(utts)}; lower it or give data.eval")
+    chosen = set(rng.choice(len(utts), size=n_eval, replace=False).tolist())
+    train = tuple(u for i, u in enumerate(utts) if i not in chosen)
+    return train, tuple(u for i, u in enumerate(utts) if i in chosen)
+
+
+def _read(path: str, name: str) -> tuple[Utterance, ...]:
+    if not path:
+        return ()
+    try:
+        return tuple(with_durations(read_manifest(path)))
+    except ManifestError as e:
+        raise ManifestError(f"data.{name}: {e}") from None
+
+
+def prepare_data(config: Config, run: RunDir | None = None, progress: bool = True) -> PreparedData:
+    """Read the manifests and build the vocabulary from the TRAINING transcripts only."""
+    data = config.data
+    if not data.train:
+        raise ManifestError("data.train: no training manifest given; set it in the config or with "
+                            "--set data.train=PATH")
+    splits = {name: _read(getattr(data, name), name) for name in SPLITS}
+    if data.eval_from_train > 0:
+        splits["train"], splits["eval"] = hold_out(splits["train"], data.eval_from_train,
+                                                   config.train.seed)
+    normalizer = config.text.normalizer()
+    texts = [normalizer(u.label(data.text_column) or "") for u in splits["train"]]
+    vocab = Vocabulary.build(texts, config.text.unit)
+    prepared = PreparedData(config, splits["train"], splits["eval"], splits["test"], vocab)
+    for name in ("eval", "test"):
+        unknown = prepared.unknown_units(name)
+        if unknown:
+            log.warning("%s set: %d units outside the training vocabulary (%s); they count as "
+                        "errors", name, sum(unknown.values()),
+                        ", ".join(f"{u!r} x{n}" for u, n in unknown.most_common(8)))
+    return prepared

@@ -1,0 +1,155 @@
+"""Building CTC models: a pre-trained encoder with a new head, or a random-init config preset.
+
+Every architecture with a ``*ForCTC`` class in transformers works (wav2vec2, wav2vec2-conformer,
+HuBERT, WavLM, data2vec-audio, ...); transformers' Auto classes pick the class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModelForCTC,
+    PretrainedConfig,
+    PreTrainedModel,
+    Wav2Vec2FeatureExtractor,
+)
+
+from wavtune.config import ModelConfig
+from wavtune.constants import SAMPLE_RATE
+from wavtune.vocab import Vocabulary
+
+# Random-init sizes. All keep wav2vec2's 320-sample frame stride (20 ms at 16 kHz) with fewer conv
+# layers, so CTC frame rates match the pre-trained models and recipes carry over.
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~60k parameters: unit tests, smoke runs
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32, 32), conv_kernel=(10, 8, 8), conv_stride=(5, 8, 8),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    ),
+    # ~1M parameters: from-scratch recipes on small corpora (FSDD, the synthetic demo)
+    "small": dict(
+        hidden_size=144, num_hidden_layers=4, num_attention_heads=4, intermediate_size=384,
+        conv_dim=(128, 128, 128, 128), conv_kernel=(10, 4, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8, feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    ),
+    # the shape of facebook/wav2vec2-base (95M parameters), for GPU benchmarks from scratch
+    "base": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        feat_extract_norm="group", do_stable_layer_norm=False,
+    ),
+}
+
+# ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
+_OPTIONAL_FIELDS = (
+    "mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length", "layerdrop",
+    "hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout",
+)
+
+
+class ModelError(ValueError):
+    """A model cannot be built or loaded; the message says which setting to change."""
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A CTC model and the feature extractor that prepares its input."""
+
+    model: PreTrainedModel
+    feature_extractor: Wav2Vec2FeatureExtractor
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Input samples per output frame (product of the conv strides), e.g. 320."""
+        return samples_per_frame(self.model.config)
+
+    @property
+    def uses_attention_mask(self) -> bool:
+        return bool(self.feature_extractor.return_attention_mask)
+
+
+def samples_per_frame(config: PretrainedConfig) -> int:
+    return math.prod(int(s) for s in config.conv_stride)
+
+
+def _head_fields(cfg: ModelConfig, vocab: Vocabulary) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "vocab_size": len(vocab),
+        "pad_token_id": vocab.pad_id,
+        "ctc_loss_reduction": cfg.ctc_loss_reduction,
+        "ctc_zero_infinity": cfg.ctc_zero_infinity,
+    }
+    fields.update({k: getattr(cfg, k) for k in _OPTIONAL_FIELDS if getattr(cfg, k) is not None})
+    return fields
+
+
+def default_feature_extractor(config: PretrainedConfig) -> Wav2Vec2FeatureExtractor:
+    # Models whose conv stack uses group norm were pre-trained on unpadded audio and must not be
+    # given an attention mask (transformers' docs); layer-norm models need one.
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
+        return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
+    )
+
+
+def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
+    """A CTC model whose head matches ``vocab``: from a checkpoint or from a random-init config."""
+    head = _head_fields(cfg, vocab)
+    if cfg.name_or_path:
+        try:
+            model = AutoModelForCTC.from_pretrained(
+                cfg.name_or_path, **head, **cfg.overrides, ignore_mismatched_sizes=True
+            )
+        except OSError as e:
+            raise ModelError(
+                f"model.name_or_path={cfg.name_or_path!r}: cannot load it ({e}). Give a local folder "
+                f"with config.json and weights, or a Hub id that is in your cache when offline."
+            ) from None
+        try:
+            feature_extractor = AutoFeatureExtractor.from_pretrained(cfg.name_or_path)
+        except OSError:  # some encoder-only checkpoints ship no preprocessor_config.json
+            feature_extractor = default_feature_extractor(model.config)
+    else:
+        if cfg.preset and cfg.preset not in PRESETS:
+            raise ModelError(
+                f"model.preset={cfg.preset!r} is unknown; choose one of {', '.join(PRESETS)}"
+            )
+        fields = {**PRESETS.get(cfg.preset, {}), **cfg.overrides, **head}
+        try:
+            config = AutoConfig.for_model(cfg.arch, **fields)
+        except ValueError as e:
+            raise ModelError(f"model.arch={cfg.arch!r}: {e}") from None
+        model = AutoModelForCTC.from_config(config)
+        feature_extractor = default_feature_extractor(config)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    set_encoder_frozen(model, frozen=cfg.freeze_encoder_steps > 0,
+                       freeze_feature_encoder=cfg.freeze_feature_encoder)
+    return BuiltModel(model, feature_extractor)
+
+
+def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_encoder: bool) -> None:
+    """Freeze everything but the CTC head (``frozen``), or only the conv feature encoder."""
+    for name, param in model.named_parameters():
+        if frozen:
+            param.requires_grad = name.startswith("lm_head")
+        else:
+            param.requires_grad = True
+    if freeze_feature_encoder and not frozen and hasattr(model, "freeze_feature_encoder"):
+        model.freeze_feature_encoder()
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

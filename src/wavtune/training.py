@@ -1,0 +1,358 @@
+"""The training loop: build data, model and optimizer from a Config, train, evaluate, publish.
+
+Runs on one process or under ``accelerate launch`` / ``torchrun`` (accelerate does device
+placement, mixed precision and DDP). Never reads argv.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from wavtune.checkpoint import (
+    TrainerState,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    save_model,
+)
+from wavtune.collate import Batch, Collator
+from wavtune.config import Config
+from wavtune.data import AudioSettings, SpeechDataset
+from wavtune.dataprep import PreparedData, prepare_data
+from wavtune.evaluation import CTCEvaluation, evaluate_ctc, write_predictions
+from wavtune.modeling import BuiltModel, build_ctc_model, count_parameters, set_encoder_frozen
+from wavtune.rundir import RunDir, prepare_run_dir
+from wavtune.sampling import DurationBatchSampler
+from wavtune.schedule import Schedule
+
+log = logging.getLogger("wavtune")
+
+MAX_CONSECUTIVE_NONFINITE = 10  # stop after this many skipped steps in a row: the run is diverging
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue; the message says why and what to change."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run published."""
+
+    run_dir: Path
+    steps: int
+    published_step: int
+    best_step: int | None  # None when there was no eval set to choose by
+    metric: str
+    best_metric: float | None
+    eval: CTCEvaluation | None
+    test: CTCEvaluation | None
+    wall_s: float
+
+
+def _is_better(value: float, best: float | None, metric: str) -> bool:
+    if math.isnan(value):
+        return False
+    return best is None or value < best  # wer, cer and loss: lower is better
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """One run: everything the loop needs, built once from the config."""
+
+    def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        self.config, self.progress = config, progress
+        t = config.train
+        precision = t.mixed_precision
+        use_cpu = t.device == "cpu" or not torch.cuda.is_available()
+        if use_cpu and precision != "no":
+            log.warning("train.mixed_precision=%s needs a GPU; training in fp32 on CPU", precision)
+            precision = "no"
+        self.accelerator = Accelerator(
+            cpu=use_cpu, mixed_precision=precision,
+            # frozen-then-unfrozen encoders leave parameters without gradients for a while
+            kwargs_handlers=[DistributedDataParallelKwargs(
+                find_unused_parameters=config.model.freeze_encoder_steps > 0)],
+        )
+        self.is_main = self.accelerator.is_main_process
+        set_seed(t.seed)
+        self.run = RunDir(Path(t.output_dir))
+        if self.is_main:
+            self.run = prepare_run_dir(t.output_dir, config, resume)
+        self.accelerator.wait_for_everyone()
+
+        self.data: PreparedData = prepare_data(config, self.run, progress=progress and self.is_main)
+        built: BuiltModel = build_ctc_model(config.model, self.data.vocab)
+        self.built = built
+        self.data = self.data.checked(built.model.config.conv_kernel, built.model.config.conv_stride,
+                                      built.sample_rate, config.data.on_error,
+                                      progress=progress and self.is_main)
+        if self.is_main:
+            self.data.vocab.save(self.run.root)
+            built.feature_extractor.save_pretrained(str(self.run.root))
+        audio = AudioSettings(built.sample_rate, bool(built.feature_extractor.do_normalize))
+        normalizer = config.text.normalizer()
+
+        def dataset(utts: Any) -> SpeechDataset:
+            return SpeechDataset(utts, audio, self.data.vocab, normalizer, config.data.text_column)
+
+        self.train_set = dataset(self.data.train)
+        self.eval_set = dataset(self.data.eval) if self.data.eval else None
+        self.test_set = dataset(self.data.test) if self.data.test else None
+        self.sampler = DurationBatchSampler(
+            self.train_set.durations(), batch_size=t.train_batch_size,
+            max_batch_seconds=t.max_batch_seconds, seed=t.seed,
+            num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index,
+        )
+        self.loader: DataLoader[Batch] = DataLoader(
+            self.train_set, batch_sampler=self.sampler, collate_fn=Collator(),
+            num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0,
+        )
+        batches_per_epoch = len(self.sampler)
+        self.steps_per_epoch = max(1, math.ceil(batches_per_epoch / t.gradient_accumulation_steps))
+        self.total_steps = t.max_steps or math.ceil(t.num_epochs * self.steps_per_epoch)
+
+        model = built.model
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": t.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon,
+        )
+        schedule = Schedule(t.lr_scheduler_type, t.warmup_steps, self.total_steps,
+                            t.tri_stage_hold_ratio, t.tri_stage_final_lr_scale)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
+            model, optimizer, scheduler)
+        self.state = TrainerState()
+        latest = self.run.latest_checkpoint() if resume else None
+        if latest is not None:
+            self.state = load_checkpoint(latest, self.unwrapped, self.optimizer, self.scheduler)
+            log.info("resumed from %s (step %d)", latest, self.state.step)
+        if self.state.step >= config.model.freeze_encoder_steps:
+            set_encoder_frozen(self.unwrapped, False, config.model.freeze_feature_encoder)
+        if self.is_main:
+            log.info("model: %s, %.2fM parameters (%.2fM trainable); vocabulary %d tokens",
+                     type(model).__name__, count_parameters(model) / 1e6,
+                     count_parameters(model, trainable_only=True) / 1e6, len(self.data.vocab))
+            log.info("data: %d train / %d eval utterances; %d steps (%d per epoch)",
+                     len(self.train_set), len(self.eval_set or []), self.total_steps,
+                     self.steps_per_epoch)
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.accelerator.unwrap_model(self.model)
+
+    # --- one epoch of micro-batches, resuming mid-epoch when asked ----------------------------
+    def _batches(self) -> Iterator[tuple[int, int, Batch]]:
+        while True:
+            epoch, start = self.state.epoch, self.state.batches_done
+            self.sampler.set_epoch(epoch, start_batch=start)
+            for i, batch in enumerate(self.loader, start=start):
+                yield epoch, i, batch
+            self.state = replace(self.state, epoch=epoch + 1, batches_done=0)
+
+    def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> CTCEvaluation:
+        return evaluate_ctc(self.unwrapped, dataset, self.config.train.eval_batch_size,
+                            self.built.uses_attention_mask, self.config.data.num_workers,
+                            progress=self.progress and self.is_main)
+
+    def _checkpoint(self) -> None:
+        if self.is_main:
+            save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state)
+            prune_checkpoints(self.run, self.config.train.save_total_limit, self.state.best_step)
+        self.accelerator.wait_for_everyone()
+
+    def _eval_and_checkpoint(self, train_loss: float) -> None:
+        record: dict[str, Any] = {"step": self.state.step, "epoch": self._epoch_float()}
+        if self.eval_set is not None and self.is_main:
+            result = self.evaluate(self.eval_set)
+            record.update({"train_loss": train_loss, "eval_loss": result.loss,
+                           "eval_wer": result.wer, "eval_cer": result.cer,
+                           "eval_empty_hypotheses": result.num_empty_hypotheses})
+            metric = self.config.train.metric_for_best
+            value = result.scores()[metric]
+            if _is_better(value, self.state.best_metric, metric):
+                self.state = replace(self.state, best_step=self.state.step, best_metric=value)
+            record["best_step"] = self.state.best_step
+            self.run.append_log(record)
+            tqdm.write(f"step {self.state.step}: eval loss {result.loss:.4f} wer {result.wer:.4f} "
+                       f"cer {result.cer:.4f} (best {metric} {self.state.best_metric:.4f} at step "
+                       f"{self.state.best_step})")
+        self._checkpoint()
+
+    def _epoch_float(self) -> float:
+        return round(self.state.step / self.steps_per_epoch, 2)
+
+    def _due_for_eval(self, epoch_ended: bool) -> bool:
+        t = self.config.train
+        if self.state.step >= self.total_steps:
+            return True
+        if t.eval_strategy == "epoch":
+            return epoch_ended
+        return self.state.step % t.eval_steps == 0
+
+    def fit(self) -> TrainResult:
+        """Train to ``total_steps``, evaluating and checkpointing as configured; then publish."""
+        t, cfg = self.config.train, self.config
+        start = time.perf_counter()
+        accum = t.gradient_accumulation_steps
+        bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train", unit="step",
+                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
+        running_loss, running_n, consecutive_bad, audio_s = 0.0, 0, 0, 0.0
+        self.model.train()
+        with _StopFlag() as stop:
+            micro = 0
+            for epoch, index, batch in self._batches():
+                if self.state.step >= self.total_steps:
+                    break
+                batch = batch.to(self.accelerator.device)
+                last_of_epoch = index == len(self.sampler) + self.sampler.start_batch - 1
+                micro += 1
+                sync = micro % accum == 0 or last_of_epoch
+                ctx = self.accelerator.no_sync(self.model) if not sync else _nullcontext()
+                with ctx:
+                    loss = self.model(**batch.model_inputs(self.built.uses_attention_mask)).loss
+                    if torch.isfinite(loss):
+                        self.accelerator.backward(loss / accum)
+                        running_loss, running_n = running_loss + loss.item(), running_n + 1
+                    audio_s += batch.num_samples / self.built.sample_rate
+                if not sync:
+                    continue
+                micro = 0
+                grad_norm = (self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+                             if t.max_grad_norm > 0 else torch.tensor(0.0))
+                if not torch.isfinite(loss) or not torch.isfinite(torch.as_tensor(grad_norm)):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    consecutive_bad += 1
+                    self.state = replace(self.state, nonfinite_steps=self.state.nonfinite_steps + 1)
+                    log.warning("step %d: non-finite loss or gradient; step skipped", self.state.step)
+                    if consecutive_bad >= MAX_CONSECUTIVE_NONFINITE:
+                        self._checkpoint()
+                        raise TrainingError(
+                            f"{consecutive_bad} optimizer steps in a row had a non-finite loss or "
+                            f"gradient: training diverged. Lower train.learning_rate, raise "
+                            f"train.warmup_steps, keep train.max_grad_norm > 0, or check the data "
+                            f"with 'wavtune check-data'.")
+                    continue
+                consecutive_bad = 0
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.state = replace(self.state, step=self.state.step + 1, epoch=epoch,
+                                     batches_done=index + 1)
+                if self.state.step == cfg.model.freeze_encoder_steps > 0:
+                    set_encoder_frozen(self.unwrapped, False, cfg.model.freeze_feature_encoder)
+                bar.update(1)
+                if self.state.step % t.logging_steps == 0 and running_n and self.is_main:
+                    elapsed = time.perf_counter() - start
+                    record = {"step": self.state.step, "epoch": self._epoch_float(),
+                              "loss": running_loss / running_n,
+                              "learning_rate": self.scheduler.get_last_lr()[0],
+                              "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed}
+                    self.run.append_log(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
+                    self._last_train_loss = running_loss / running_n
+                    running_loss, running_n = 0.0, 0
+                if self._due_for_eval(epoch_ended=last_of_epoch):
+                    self._eval_and_checkpoint(getattr(self, "_last_train_loss", float("nan")))
+                if stop.signal is not None:
+                    self._checkpoint()
+                    raise Interrupted(
+                        f"stopped by signal {stop.signal} at step {self.state.step}; checkpoint "
+                        f"written to {self.run.latest_checkpoint()}. Continue with: wavtune train "
+                        f"{self.run.config} --resume")
+        bar.close()
+        return self._publish(time.perf_counter() - start)
+
+    def _publish(self, wall_s: float) -> TrainResult:
+        """Load the best checkpoint's weights, save them as the run's model, score eval and test."""
+        published = self.state.step
+        if self.state.best_step is not None and self.run.checkpoint(self.state.best_step).is_dir():
+            from safetensors.torch import load_file
+
+            best = self.run.checkpoint(self.state.best_step)
+            weights: dict[str, torch.Tensor] = {}
+            for shard in sorted(best.glob("*.safetensors")):
+                weights.update(load_file(str(shard)))
+            self.unwrapped.load_state_dict(weights, strict=False)
+            published = self.state.best_step
+        eval_result = test_result = None
+        if self.is_main:
+            save_model(self.unwrapped, self.run.root)
+            if self.eval_set is not None:
+                eval_result = self.evaluate(self.eval_set, "eval (published model)")
+                write_predictions(eval_result.predictions, self.run.predictions("eval"))
+            if self.test_set is not None:
+                test_result = self.evaluate(self.test_set, "test")
+                write_predictions(test_result.predictions, self.run.predictions("test"))
+            metrics: dict[str, Any] = {
+                "published_step": published, "last_step": self.state.step,
+                "best_step": self.state.best_step, "metric_for_best": self.config.train.metric_for_best,
+                "best_metric": self.state.best_metric, "nonfinite_steps": self.state.nonfinite_steps,
+                "train_runtime_s": round(wall_s, 1), **self.data.summary(),
+            }
+            for split, result in (("eval", eval_result), ("test", test_result)):
+                if result is not None:
+                    metrics[split] = {**result.scores(), "utterances": result.num_utterances}
+            self.run.write_json(self.run.metrics, metrics)
+        self.accelerator.wait_for_everyone()
+        return TrainResult(self.run.root, self.state.step, published, self.state.best_step,
+                           self.config.train.metric_for_best, self.state.best_metric, eval_result,
+                           test_result, wall_s)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def train(config: Config, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a CTC model as ``config`` says; the run directory is ``config.train.output_dir``."""
+    return Trainer(config, resume=resume, progress=progress).fit()
