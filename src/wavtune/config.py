@@ -151,6 +151,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
     if origin is Literal:
         choices = typing.get_args(tp)
+        if value is False and "no" in choices:  # YAML 1.1 reads a bare `no` as false
+            return "no"
         if value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
         return value
@@ -208,6 +210,21 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def _field_type(dotted: str) -> Any:
+    """The declared type of the config field at ``dotted``, or None when there is none."""
+    tp: Any = Config
+    for part in dotted.split("."):
+        if not (dataclasses.is_dataclass(tp) and isinstance(tp, type)):
+            return None
+        tp = typing.get_type_hints(tp).get(part)
+    return tp
+
+
+def _is_text(tp: Any) -> bool:
+    return tp is str or (typing.get_origin(tp) is Literal
+                         and all(isinstance(c, str) for c in typing.get_args(tp)))
+
+
 def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
     parts = dotted.split(".")
     node = tree
@@ -216,8 +233,13 @@ def _set(tree: dict[str, Any], dotted: str, raw: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted}: '{part}' is a value, not a section")
         node = child
+    value: Any = raw
+    # A text field takes the value verbatim unless quoted: YAML would turn text.remove=| or =-
+    # into '' or a list, train.mixed_precision=no into false, text.allowed=01234567 into a number.
+    quoted = raw.strip()[:1] in ("'", '"')
     try:
-        value: Any = yaml.safe_load(raw) if raw != "" else ""
+        if raw != "" and (quoted or not _is_text(_field_type(dotted))):
+            value = yaml.safe_load(raw)
     except yaml.YAMLError:  # e.g. text.remove=,.?! is not a YAML scalar: take it verbatim
         value = raw
     node[parts[-1]] = value
@@ -256,7 +278,8 @@ def validate(config: Config) -> Config:
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (not (config.data.eval and config.data.eval_from_train),
          "data.eval and data.eval_from_train are both set; keep one"),
-        (bool(config.model.name_or_path) != bool(config.model.preset) or bool(config.model.overrides),
+        (not (config.model.name_or_path and config.model.preset)
+         and bool(config.model.name_or_path or config.model.preset or config.model.overrides),
          "model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
          "(random init, e.g. 'tiny'), optionally with model.overrides"),
     ]
@@ -296,6 +319,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         data = loaded or {}
         _resolve_paths(data, path.parent)
     data = apply_overrides(data, overrides or [])
+    # --set paths are from the working directory; absolute, the saved config still finds them
+    _resolve_paths(data, Path.cwd())
     return validate(from_dict(Config, data))
 
 

@@ -53,7 +53,7 @@ def _as_float(value: Any, name: str, path: Path, line: int) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float
         raise ManifestError(
             f"{_where(path, line)}: field '{name}' is {value!r}, not a number of seconds; "
             f"write it as e.g. 1.25, or leave it empty"
@@ -80,6 +80,9 @@ def row_to_utterance(row: Mapping[str, Any], path: Path, line: int) -> Utterance
         raise ManifestError(
             f"{_where(path, line)}: field 'text' is {type(text).__name__} {text!r}; it must be a string"
         )
+    if "\0" in str(row["audio"]):
+        raise ManifestError(f"{_where(path, line)}: field 'audio' contains a NUL character, which no "
+                            f"file name can hold")
     audio = Path(os.path.expanduser(str(row["audio"])))
     if not audio.is_absolute():
         audio = path.parent / audio
@@ -101,9 +104,19 @@ def row_to_utterance(row: Mapping[str, Any], path: Path, line: int) -> Utterance
 
 
 def _iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    try:
+        yield from _iter_rows_utf8(path)
+    except UnicodeDecodeError as e:
+        raise ManifestError(
+            f"{path}: not UTF-8 text ({e.reason} at a byte {e.object[e.start:e.start + 1]!r}); "
+            f"save the manifest as UTF-8"
+        ) from None
+
+
+def _iter_rows_utf8(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:  # -sig: a byte order mark is not part of row 1
             for line_no, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -122,7 +135,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
                     )
                 yield line_no, row
     elif suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as f:
+        with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             for row in reader:
                 if None in row:  # more cells than header columns

@@ -76,7 +76,8 @@ class DurationBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         per_pool = (self.batch_size if self.max_batch_seconds <= 0 else
-                    max(1, int(self.max_batch_seconds / max(float(np.median(self.durations)), 1e-3))))
+                    max(1, int(self.max_batch_seconds / max(float(np.median(self.durations)), 1e-3)))
+                    if n else 1)
         pool = max(1, per_pool * self.pool_batches)
         batches: list[list[int]] = []
         for start in range(0, n, pool):
@@ -87,7 +88,8 @@ class DurationBatchSampler(Sampler[list[int]]):
             batches = [batches[i] for i in rng.permutation(len(batches))]
         if self.num_replicas > 1 and batches:
             total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
-            batches = batches + batches[: total - len(batches)]
+            # cycle: with fewer batches than ranks, one pass of repetition is not enough
+            batches = batches + [batches[i % len(batches)] for i in range(total - len(batches))]
         return batches
 
     def _mine(self) -> list[list[int]]:

@@ -48,7 +48,7 @@ class Vocabulary:
             seen.update(split_units(text, unit))
         seen.discard(PAD_TOKEN)
         seen.discard(UNK_TOKEN)
-        if not seen:
+        if not (seen - {WORD_DELIMITER} if unit != "phone" else seen):  # spaces alone are no text
             raise VocabularyError(
                 "the training transcripts are empty after normalisation, so there is nothing to "
                 "build a vocabulary from; check data.text_column and the text normalisation settings"
