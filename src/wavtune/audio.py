@@ -87,4 +87,5 @@ def normalize_waveform(wave: Waveform) -> Waveform:
     """Zero-mean, unit-variance, as wav2vec2's feature extractor does with ``do_normalize``."""
     if wave.size == 0:
         return wave
-    return ((wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)).astype(np.float32)
+    normalized: Waveform = ((wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)).astype(np.float32)
+    return normalized

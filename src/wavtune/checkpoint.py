@@ -33,9 +33,10 @@ class TrainerState:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
+    py_state = random.getstate()
     return {
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],  # SpecAugment masks use numpy
     }
 

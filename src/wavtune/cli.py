@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wavtune.data import AudioSettings, SpeechDataset
+    from wavtune.data import SpeechDataset
     from wavtune.evaluation import evaluate_ctc, write_predictions
     from wavtune.inference import Recognizer
     from wavtune.manifest import read_manifest, with_durations
@@ -141,6 +141,39 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from wavtune.synth import SynthOptions, synthesize_corpus
+
+    options = SynthOptions(
+        kinds=tuple(args.kinds.split(",")) if args.kinds else SynthOptions().kinds,
+        per_kind=args.per_kind, n_speakers=args.speakers, seed=args.seed, split=args.split,
+        dev_fraction=args.dev_fraction, test_fraction=args.test_fraction, noise=args.noise,
+        snr_db=args.snr_db, engine=args.engine, workers=args.workers,
+    )
+    result = synthesize_corpus(args.out, options, overwrite=args.overwrite)
+    for split, path in result.manifests.items():
+        print(f"{split}: {result.counts[split]} clips -> {path}")
+    print(f"{result.duration_s / 60:.1f} min of audio from {len(result.speakers)} speakers "
+          f"({result.engine}) in {result.elapsed_s:.1f} s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from wavtune.demo import DemoOptions, run_demo
+
+    result = run_demo(DemoOptions(Path(args.out), quick=args.quick, seed=args.seed,
+                                  overwrite=args.overwrite, progress=not args.quiet))
+    print("\nheld-out test clips:")
+    for clip, ref, hyp in result.examples:
+        mark = "ok " if ref == hyp else "ERR"
+        print(f"  {mark} {clip:<22} reference: {ref:<28} wavtune: {hyp}")
+    run = result.run
+    print(f"\ntest WER {result.test_wer:.4f} (published step {run.published_step}, best dev WER "
+          f"{run.best_metric:.4f}); corpus {result.corpus_s:.0f} s, total {result.wall_s / 60:.1f} min")
+    print(f"run directory: {run.run_dir}  (try: wavtune transcribe {run.run_dir} AUDIO.wav)")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +260,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser("synth", help="synthesise a labelled spoken corpus offline (eSpeak NG)",
+                       description="Write OUT/audio/*.wav and OUT/{train,dev,test}.jsonl: digit "
+                                   "strings, commands, English and Mandarin sentences and "
+                                   "code-switched ones, spoken by synthetic speakers; "
+                                   "deterministic by seed.")
+    p.add_argument("out")
+    p.add_argument("--kinds", help="comma-separated: digits,commands,sentences,mandarin,codeswitch "
+                                   "(default: all)")
+    p.add_argument("--per-kind", type=int, default=60, help="clips of each kind")
+    p.add_argument("--speakers", type=int, default=8, help="synthetic speakers")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--split", choices=("random", "speaker"), default="random",
+                   help="speaker: test clips come from held-out voices")
+    p.add_argument("--dev-fraction", type=float, default=0.1)
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--noise", choices=("none", "white", "pink"), default="none")
+    p.add_argument("--snr-db", type=float, default=20.0, help="speech-to-noise ratio with --noise")
+    p.add_argument("--engine", choices=("auto", "library", "binary"), default="auto",
+                   help="library: the pip espeakng-loader wheel; binary: espeak-ng on PATH")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("demo", help="offline demo: synthesise speech, train, evaluate, transcribe",
+                       description="Synthesise a corpus of spoken digits and commands, train a "
+                                   "~1M-parameter model from scratch on CPU, evaluate it on "
+                                   "held-out clips and transcribe a few. About 6 minutes on 2 "
+                                   "cores (--quick: about 2).")
+    p.add_argument("out", nargs="?", default="wavtune-demo", help="output folder")
+    p.add_argument("--quick", action="store_true", help="smaller corpus and budget (CI)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -244,11 +312,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.manifest import ManifestError
     from wavtune.modeling import ModelError
     from wavtune.rundir import RunError
+    from wavtune.speech_engine import EspeakError, EspeakNotFoundError
+    from wavtune.synth import SynthError
     from wavtune.training import Interrupted, TrainingError
     from wavtune.vocab import VocabularyError
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
-            VocabularyError, TrainingError, Interrupted)
+            VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
+            EspeakNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,7 @@ class ModelConfig:
     name_or_path: str = ""  # Hub id or local folder; empty: random init from `preset` + `overrides`
     preset: str = ""  # named random-init size (wavtune.modeling.PRESETS), e.g. 'tiny', 'small'
     arch: str = "wav2vec2"  # model_type for random init: wav2vec2, hubert, wavlm, data2vec-audio, ...
+    sample_rate: int = 0  # random init only: the model's input rate in Hz (0: 16000, as pre-trained)
     overrides: dict[str, Any] = field(default_factory=dict)  # extra transformers config fields
     freeze_feature_encoder: bool = True
     freeze_encoder_steps: int = 0  # train only the head for the first N optimizer steps
@@ -271,7 +272,7 @@ def validate(config: Config) -> Config:
         (t.eval_steps >= 1, f"train.eval_steps: must be >= 1, got {t.eval_steps}"),
         (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),
         (t.save_total_limit >= 1, f"train.save_total_limit: must be >= 1, got {t.save_total_limit}"),
-        (t.max_grad_norm >= 0, f"train.max_grad_norm: must be >= 0 (0 disables clipping)"),
+        (t.max_grad_norm >= 0, "train.max_grad_norm: must be >= 0 (0 disables clipping)"),
         (t.metric_for_best in ("wer", "cer", "loss"),
          f"train.metric_for_best: {t.metric_for_best!r} is not one of 'wer', 'cer', 'loss'"),
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
@@ -286,6 +287,11 @@ def validate(config: Config) -> Config:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+    if config.model.sample_rate and config.model.name_or_path:
+        raise ConfigError("model.sample_rate: only for random init; a pre-trained model keeps the "
+                          "rate it was trained at (audio is resampled to it)")
+    if config.model.sample_rate < 0:
+        raise ConfigError(f"model.sample_rate: must be > 0 Hz, got {config.model.sample_rate}")
     for name in ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropout",
                  "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout"):
         value = getattr(config.model, name)

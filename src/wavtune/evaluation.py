@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 
 from wavtune import metrics
 from wavtune.collate import Batch, Collator
-from wavtune.data import SpeechDataset
+from wavtune.data import Example, SpeechDataset
 from wavtune.decoding import GreedyDecoder
 from wavtune.sampling import DurationBatchSampler
 
@@ -62,10 +62,11 @@ class FrameOutput:
 def output_lengths(model: PreTrainedModel, attention_mask: torch.Tensor) -> torch.Tensor:
     """Valid output frames per row of a padded batch ([batch] int64)."""
     lengths = attention_mask.sum(-1)
-    return model._get_feat_extract_output_lengths(lengths).to(torch.long)  # type: ignore[no-any-return]
+    frames: torch.Tensor = model._get_feat_extract_output_lengths(lengths)  # type: ignore[operator]
+    return frames.to(torch.long)
 
 
-def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int) -> DataLoader[Batch]:
+def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int) -> DataLoader[Example]:
     sampler = DurationBatchSampler(dataset.durations(), batch_size=batch_size, shuffle=False)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(with_labels=dataset.vocab
                       is not None), num_workers=num_workers)
@@ -89,7 +90,9 @@ def iter_outputs(
                                zero_infinity=True)
     try:
         loader = _loader(dataset, batch_size, num_workers)
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        batches: Iterator[Batch] = iter(loader)  # collate makes Batches
+        for batch in tqdm(batches, total=len(loader), desc=desc, unit="batch",
+                          disable=not progress, leave=False):
             batch = batch.to(device)
             logits = model(**batch.model_inputs(use_attention_mask, with_labels=False)).logits
             logits = logits.float()  # [batch, frames, vocab]

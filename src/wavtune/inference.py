@@ -103,7 +103,8 @@ class Recognizer:
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
         x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
         out = self.model(input_values=x).logits[0]  # [frames, vocab]
-        return out.float().cpu().numpy()
+        scores: npt.NDArray[np.float32] = out.float().cpu().numpy()
+        return scores
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                          ) -> str:

@@ -95,11 +95,12 @@ def _head_fields(cfg: ModelConfig, vocab: Vocabulary) -> dict[str, Any]:
     return fields
 
 
-def default_feature_extractor(config: PretrainedConfig) -> Wav2Vec2FeatureExtractor:
+def default_feature_extractor(config: PretrainedConfig, sample_rate: int = SAMPLE_RATE
+                              ) -> Wav2Vec2FeatureExtractor:
     # Models whose conv stack uses group norm were pre-trained on unpadded audio and must not be
     # given an attention mask (transformers' docs); layer-norm models need one.
     return Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
+        feature_size=1, sampling_rate=sample_rate, padding_value=0.0, do_normalize=True,
         return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
     )
 
@@ -132,7 +133,7 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
         except ValueError as e:
             raise ModelError(f"model.arch={cfg.arch!r}: {e}") from None
         model = AutoModelForCTC.from_config(config)
-        feature_extractor = default_feature_extractor(config)
+        feature_extractor = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     set_encoder_frozen(model, frozen=cfg.freeze_encoder_steps > 0,
@@ -148,7 +149,7 @@ def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_enco
         else:
             param.requires_grad = True
     if freeze_feature_encoder and not frozen and hasattr(model, "freeze_feature_encoder"):
-        model.freeze_feature_encoder()
+        model.freeze_feature_encoder()  # type: ignore[operator]
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:

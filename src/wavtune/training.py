@@ -29,7 +29,7 @@ from wavtune.checkpoint import (
 )
 from wavtune.collate import Batch, Collator
 from wavtune.config import Config
-from wavtune.data import AudioSettings, SpeechDataset
+from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
 from wavtune.evaluation import CTCEvaluation, evaluate_ctc, write_predictions
 from wavtune.modeling import BuiltModel, build_ctc_model, count_parameters, set_encoder_frozen
@@ -146,7 +146,7 @@ class Trainer:
             max_batch_seconds=t.max_batch_seconds, seed=t.seed,
             num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index,
         )
-        self.loader: DataLoader[Batch] = DataLoader(
+        self.loader: DataLoader[Example] = DataLoader(
             self.train_set, batch_sampler=self.sampler, collate_fn=Collator(),
             num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0,
         )
@@ -191,7 +191,8 @@ class Trainer:
         while True:
             epoch, start = self.state.epoch, self.state.batches_done
             self.sampler.set_epoch(epoch, start_batch=start)
-            for i, batch in enumerate(self.loader, start=start):
+            batches: Iterator[Batch] = iter(self.loader)  # the collator makes Batches
+            for i, batch in enumerate(batches, start=start):
                 yield epoch, i, batch
             self.state = replace(self.state, epoch=epoch + 1, batches_done=0)
 
