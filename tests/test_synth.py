@@ -27,10 +27,10 @@ from wavtune.synth import (
     NoiseKind,
     SynthError,
     SynthOptions,
-    make_noise,
     plan_corpus,
     synthesize_corpus,
 )
+from wavtune.noise import make_noise
 from wavtune.synth_text import COMMANDS, KINDS, PINYIN, grammar_words
 
 TINY = SynthOptions(per_kind=3, n_speakers=3, seed=7)  # 15 clips, a fraction of a second

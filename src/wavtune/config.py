@@ -11,12 +11,15 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import yaml
 
 from wavtune import constants as C
 from wavtune.text import TextNormalizer, Unit
+
+if TYPE_CHECKING:
+    from wavtune.augment import AugmentOptions
 
 Task = Literal["ctc"]
 Scheduler = Literal["linear", "cosine", "constant", "tri_stage"]
@@ -87,6 +90,19 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation of the training split (see wavtune.augment); off by default."""
+
+    speed_prob: float = 0.0  # chance of speed perturbation per clip
+    speeds: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    noise_prob: float = 0.0  # chance of additive noise per clip
+    snr_db: list[float] = field(default_factory=lambda: [10.0, 30.0])  # [low, high]
+    noise_dir: str = ""  # folder of noise recordings; empty: generated white/pink noise
+    gain_prob: float = 0.0
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])  # [low, high]
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, evaluation and checkpointing; names follow the seed model cards."""
 
@@ -126,6 +142,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -157,6 +174,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
         return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, e.g. [0.9, 1.1], got {value!r}")
+        (item_type,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -292,12 +314,28 @@ def validate(config: Config) -> Config:
                           "rate it was trained at (audio is resampled to it)")
     if config.model.sample_rate < 0:
         raise ConfigError(f"model.sample_rate: must be > 0 Hz, got {config.model.sample_rate}")
+    try:
+        augment_options(config.augment)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     for name in ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropout",
                  "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout"):
         value = getattr(config.model, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"model.{name}: must be within [0, 1], got {value}")
     return config
+
+
+def augment_options(section: AugmentConfig) -> AugmentOptions:
+    """The checked augmentation options of a config section."""
+    from wavtune.augment import AugmentOptions
+
+    for name in ("snr_db", "gain_db"):
+        if len(getattr(section, name)) != 2:
+            raise ValueError(f"augment.{name}: give [low, high], got {getattr(section, name)}")
+    return AugmentOptions(section.speed_prob, tuple(section.speeds), section.noise_prob,
+                          (section.snr_db[0], section.snr_db[1]), section.noise_dir,
+                          section.gain_prob, (section.gain_db[0], section.gain_db[1]))
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:

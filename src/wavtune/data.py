@@ -10,6 +10,7 @@ import numpy.typing as npt
 from torch.utils.data import Dataset
 
 from wavtune.audio import load_audio, normalize_waveform
+from wavtune.augment import Augmenter
 from wavtune.manifest import Utterance
 from wavtune.text import TextNormalizer
 from wavtune.vocab import Vocabulary
@@ -42,8 +43,11 @@ class SpeechDataset(Dataset[Example]):
         vocab: Vocabulary | None = None,
         normalizer: TextNormalizer | None = None,
         text_column: str = "text",
+        augment: Augmenter | None = None,
     ) -> None:
         self.utterances = list(utterances)
+        self.augment = augment  # training split only
+        self.epoch = 0  # seeds augmentation; DataLoader workers are re-created each epoch
         self.audio = audio
         self.vocab = vocab
         self.normalizer = normalizer or TextNormalizer()
@@ -64,6 +68,8 @@ class SpeechDataset(Dataset[Example]):
     def __getitem__(self, index: int) -> Example:
         utt = self.utterances[index]
         wave = load_audio(utt.audio, self.audio.sample_rate, utt.offset_s, utt.duration_s)
+        if self.augment is not None:
+            wave = self.augment(wave, self.epoch, index)
         if self.audio.do_normalize:
             wave = normalize_waveform(wave)
         labels: tuple[int, ...] = ()

@@ -24,11 +24,10 @@ import soundfile as sf
 from wavtune.audio import Waveform, resample
 from wavtune.constants import DEFAULT_SEED, SAMPLE_RATE
 from wavtune.manifest import Utterance, write_manifest
+from wavtune.noise import NOISE_KINDS, NoiseKind, add_noise
 from wavtune.speech_engine import ENGINE_KINDS, EngineKind, SpeechEngine, SpeechRequest, load_engine
 from wavtune.synth_text import KINDS, Kind, Prompt, make_prompt
 
-NoiseKind = Literal["none", "white", "pink"]
-NOISE_KINDS: tuple[NoiseKind, ...] = ("none", "white", "pink")
 SplitMode = Literal["random", "speaker"]
 SPLIT_MODES: tuple[SplitMode, ...] = ("random", "speaker")
 SPLITS = ("train", "dev", "test")
@@ -249,31 +248,6 @@ def _trim(wave: Waveform, threshold: float = 0.01) -> Waveform:
     """Cut leading and trailing near-silence (below ``threshold`` x peak)."""
     loud = np.flatnonzero(np.abs(wave) > threshold * float(np.abs(wave).max(initial=0.0)))
     return wave[loud[0] : loud[-1] + 1] if loud.size else wave[:0]
-
-
-def make_noise(kind: NoiseKind, n: int, rng: np.random.Generator) -> Waveform:
-    """``n`` samples of unit-power white or pink (1/f power) Gaussian noise."""
-    noise = rng.standard_normal(n)
-    if kind == "pink" and n > 1:
-        spectrum = np.fft.rfft(noise)
-        freqs = np.arange(spectrum.size, dtype=np.float64)
-        spectrum[1:] /= np.sqrt(freqs[1:])
-        spectrum[0] = 0.0
-        noise = np.fft.irfft(spectrum, n)
-    power = float(np.mean(noise**2)) if n else 0.0
-    return (noise / np.sqrt(power) if power > 0 else noise).astype(np.float32)
-
-
-def add_noise(wave: Waveform, kind: NoiseKind, snr_db: float, rng: np.random.Generator) -> Waveform:
-    """``wave`` plus noise at ``snr_db`` (power ratio over the whole clip); scaled down, both
-    together, only if the sum would clip."""
-    power = float(np.mean(wave.astype(np.float64) ** 2)) if wave.size else 0.0
-    if kind == "none" or power == 0.0:
-        return wave
-    scale = np.float32(np.sqrt(power / 10 ** (snr_db / 10)))
-    noisy: Waveform = (wave + make_noise(kind, wave.size, rng) * scale).astype(np.float32)
-    peak = float(np.abs(noisy).max())
-    return noisy * np.float32(0.99 / peak) if peak > 0.99 else noisy
 
 
 def render(

@@ -28,7 +28,8 @@ from wavtune.checkpoint import (
     save_model,
 )
 from wavtune.collate import Batch, Collator
-from wavtune.config import Config
+from wavtune.augment import Augmenter
+from wavtune.config import Config, augment_options
 from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
 from wavtune.evaluation import CTCEvaluation, evaluate_ctc, write_predictions
@@ -139,6 +140,9 @@ class Trainer:
             return SpeechDataset(utts, audio, self.data.vocab, normalizer, config.data.text_column)
 
         self.train_set = dataset(self.data.train)
+        augment = augment_options(config.augment)
+        if augment.enabled:
+            self.train_set.augment = Augmenter(augment, built.sample_rate, t.seed)
         self.eval_set = dataset(self.data.eval) if self.data.eval else None
         self.test_set = dataset(self.data.test) if self.data.test else None
         self.sampler = DurationBatchSampler(
@@ -148,7 +152,8 @@ class Trainer:
         )
         self.loader: DataLoader[Example] = DataLoader(
             self.train_set, batch_sampler=self.sampler, collate_fn=Collator(),
-            num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0,
+            # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
+            num_workers=config.data.num_workers, persistent_workers=False,
         )
         batches_per_epoch = len(self.sampler)
         self.steps_per_epoch = max(1, math.ceil(batches_per_epoch / t.gradient_accumulation_steps))
@@ -191,6 +196,7 @@ class Trainer:
         while True:
             epoch, start = self.state.epoch, self.state.batches_done
             self.sampler.set_epoch(epoch, start_batch=start)
+            self.train_set.epoch = epoch
             batches: Iterator[Batch] = iter(self.loader)  # the collator makes Batches
             for i, batch in enumerate(batches, start=start):
                 yield epoch, i, batch
