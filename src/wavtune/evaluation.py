@@ -69,7 +69,8 @@ def output_lengths(model: PreTrainedModel, attention_mask: torch.Tensor) -> torc
 def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int) -> DataLoader[Example]:
     sampler = DurationBatchSampler(dataset.durations(), batch_size=batch_size, shuffle=False)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(with_labels=dataset.vocab
-                      is not None), num_workers=num_workers)
+                      is not None), num_workers=num_workers,
+                      generator=torch.Generator())  # leaves the global RNG (training's) alone
 
 
 @torch.no_grad()

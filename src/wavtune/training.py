@@ -154,6 +154,9 @@ class Trainer:
             self.train_set, batch_sampler=self.sampler, collate_fn=Collator(),
             # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
             num_workers=config.data.num_workers, persistent_workers=False,
+            # its own generator: starting an epoch must not draw from the global RNG, or a run
+            # resumed mid-epoch would see different dropout and SpecAugment masks
+            generator=torch.Generator().manual_seed(t.seed),
         )
         batches_per_epoch = len(self.sampler)
         self.steps_per_epoch = max(1, math.ceil(batches_per_epoch / t.gradient_accumulation_steps))
