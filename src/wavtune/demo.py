@@ -34,7 +34,7 @@ class DemoOptions:
 
     @property
     def epochs(self) -> float:
-        return 10 if self.quick else 16
+        return 16 if self.quick else 30
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def demo_config(corpus: Path, run_dir: Path, options: DemoOptions) -> Config:
                           freeze_feature_encoder=False, mask_time_prob=0.05, mask_time_length=5,
                           hidden_dropout=0.1, final_dropout=0.1),
         train=TrainConfig(output_dir=str(run_dir), overwrite_output_dir=options.overwrite,
-                          learning_rate=1e-3, lr_scheduler_type="tri_stage", warmup_steps=200,
-                          train_batch_size=8, eval_batch_size=32, num_epochs=options.epochs,
+                          learning_rate=1.5e-3, lr_scheduler_type="tri_stage", warmup_steps=300,
+                          train_batch_size=16, eval_batch_size=32, num_epochs=options.epochs,
                           eval_strategy="epoch", logging_steps=20, seed=options.seed),
     )
 
