@@ -68,7 +68,7 @@ def test_yaml_values_are_typed_into_sections(tmp_path: Path) -> None:
     assert config.model.overrides == {"num_hidden_layers": 2}
     assert config.train.learning_rate == 3e-4  # YAML 1.1 reads 3e-4 as a string
     assert config.train.train_batch_size == 4 and isinstance(config.train.train_batch_size, int)
-    assert config.train.num_epochs == 3.0 and isinstance(config.train.num_epochs, float)
+    assert config.train.num_epochs == 3 and isinstance(config.train.num_epochs, int)  # as written
 
 
 def test_yaml_bare_no_is_the_precision_no(tmp_path: Path) -> None:

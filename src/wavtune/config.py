@@ -121,7 +121,8 @@ class TrainConfig:
     warmup_steps: int = C.DEFAULT_WARMUP_STEPS
     tri_stage_hold_ratio: float = 0.4  # tri_stage: share of steps at peak LR after warm-up
     tri_stage_final_lr_scale: float = 0.05
-    num_epochs: float = 1.0
+    # an int or a float, kept as written: the model card prints it as given ('20' vs '20.0')
+    num_epochs: int | float = 1.0
     max_steps: int = 0  # > 0: stop after this many optimizer steps, whatever num_epochs says
     mixed_precision: Precision = "no"
     eval_strategy: EvalStrategy = "epoch"
@@ -135,6 +136,22 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CardConfig:
+    """Facts for the model card that the run cannot know; wavtune.card renders the rest."""
+
+    model_name: str = ""  # card title and model-index name; empty: the run directory's name
+    license: str = "apache-2.0"  # a Hub license id
+    language: list[str] = field(default_factory=list)  # ISO 639-1 codes, e.g. [zh, en]
+    dataset: str = ""  # Hub dataset id (front matter `datasets`, model-index); empty: not on the Hub
+    dataset_name: str = ""  # pretty name, e.g. 'TIMIT'; empty: the training manifest's folder name
+    dataset_config: str = ""  # e.g. 'en' for Common Voice English
+    tags: list[str] = field(default_factory=list)  # besides task, architecture and 'wavtune'
+    metrics: list[str] = field(default_factory=list)  # reported: wer, cer, accuracy, ...; empty: all
+    description: str = ""  # free text for 'Model description'
+    intended_uses: str = ""  # free text for 'Intended uses & limitations'
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run. Saved resolved as ``config.yaml`` in the run directory."""
 
@@ -144,6 +161,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    card: CardConfig = field(default_factory=CardConfig)
 
 
 # --- building dataclasses from plain data, with type checks -----------------------------------
@@ -159,7 +177,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in args:
+        # the value's own type first, so `int | float` keeps 20 an int and 20.0 a float
+        for arg in sorted(args, key=lambda a: a is not type(value)):
             if arg is type(None):
                 continue
             try:
