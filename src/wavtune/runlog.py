@@ -1,0 +1,353 @@
+"""The run log (``log.jsonl``) as typed records, and its exports: CSV and TensorBoard event files.
+
+Training appends one JSON object per line: *train* records (``loss``, ``learning_rate``,
+``grad_norm``, ``audio_s_per_s``) every ``logging_steps``, and *eval* records (``eval_*`` keys,
+``train_loss``, ``best_step``) at every evaluation. Eval records may carry any further ``eval_*``
+keys (per-task and per-class scores); :class:`EvalRecord` keeps them all, in logged order, so
+reports build their columns from what was actually logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CSV_FILE = "log.csv"
+TENSORBOARD_DIR = "tensorboard"
+EVAL_PREFIX = "eval_"
+
+
+def as_float(value: Any) -> float | None:
+    """A logged number as float; None for missing, booleans and non-numbers (NaN stays NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def finite(value: Any) -> float | None:
+    """A logged number when it is finite, else None."""
+    number = as_float(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """Training progress at one logging step (means over the steps since the previous record)."""
+
+    step: int
+    epoch: float
+    loss: float  # may be NaN/inf in a diverging run
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    audio_s_per_s: float | None = None  # seconds of audio trained per wall-clock second
+    nonfinite_steps: int | None = None  # cumulative skipped steps, when the trainer logs them
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One evaluation. ``values`` holds every ``eval_*`` key exactly as logged, in order."""
+
+    step: int
+    epoch: float
+    train_loss: float | None  # the training loss logged last before this evaluation
+    values: Mapping[str, Any]
+    best_step: int | None = None  # best step by train.metric_for_best so far
+
+    def number(self, name: str) -> float | None:
+        """``eval_<name>`` as a float (``number('wer')``), or None when absent or not a number."""
+        return as_float(self.values.get(EVAL_PREFIX + name))
+
+    @property
+    def loss(self) -> float | None:
+        return self.number("loss")
+
+    @property
+    def wer(self) -> float | None:
+        return self.number("wer")
+
+    @property
+    def cer(self) -> float | None:
+        return self.number("cer")
+
+    @property
+    def empty_hypotheses(self) -> int | None:
+        value = self.number("empty_hypotheses")
+        return None if value is None else int(value)
+
+    @property
+    def utterances(self) -> int | None:
+        value = self.number("utterances")
+        return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """All records of one run, oldest first."""
+
+    train: tuple[TrainRecord, ...] = ()
+    evals: tuple[EvalRecord, ...] = ()
+
+    def eval_at(self, step: int) -> EvalRecord | None:
+        """The last evaluation logged at ``step`` (a resumed run may repeat one)."""
+        found = [r for r in self.evals if r.step == step]
+        return found[-1] if found else None
+
+    @property
+    def last_step(self) -> int:
+        steps = [r.step for r in self.train] + [r.step for r in self.evals]
+        return max(steps, default=0)
+
+
+def _int_or_none(value: Any) -> int | None:
+    number = as_float(value)
+    return int(number) if number is not None and math.isfinite(number) else None
+
+
+def parse_log(records: Iterable[Mapping[str, Any]]) -> RunLog:
+    """Sort raw log records into train and eval records; records of other kinds are skipped."""
+    train: list[TrainRecord] = []
+    evals: list[EvalRecord] = []
+    for record in records:
+        step = _int_or_none(record.get("step"))
+        if step is None:
+            continue
+        epoch = as_float(record.get("epoch"))
+        epoch = 0.0 if epoch is None else epoch
+        eval_values = {k: v for k, v in record.items() if k.startswith(EVAL_PREFIX)}
+        if eval_values:
+            evals.append(EvalRecord(step, epoch, as_float(record.get("train_loss")), eval_values,
+                                    _int_or_none(record.get("best_step"))))
+        elif "loss" in record:
+            loss = as_float(record.get("loss"))
+            train.append(TrainRecord(
+                step, epoch, math.nan if loss is None else loss,
+                as_float(record.get("learning_rate")), as_float(record.get("grad_norm")),
+                as_float(record.get("audio_s_per_s")), _int_or_none(record.get("nonfinite_steps")),
+            ))
+    return RunLog(tuple(train), tuple(evals))
+
+
+def read_records(run: str | Path) -> list[dict[str, Any]]:
+    """The raw records of ``RUN/log.jsonl`` (empty when there is none)."""
+    from wavtune.rundir import RunDir
+
+    return RunDir(Path(run)).read_log()
+
+
+def read_log(run: str | Path) -> RunLog:
+    return parse_log(read_records(run))
+
+
+# --- exports --------------------------------------------------------------------------------
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def write_csv(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Every logged value as CSV: one row per record, one column per key ever logged."""
+    columns: dict[str, None] = {"step": None, "epoch": None}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    path = Path(path)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([_csv_value(record.get(c)) for c in columns])
+    return path
+
+
+def _scalars(record: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+    is_eval = any(k.startswith(EVAL_PREFIX) for k in record)
+    for key, value in record.items():
+        number = as_float(value)
+        if key in ("step", "epoch", "best_step") or number is None:
+            continue
+        if key.startswith(EVAL_PREFIX):
+            yield "eval/" + key[len(EVAL_PREFIX):], number
+        elif not is_eval:
+            yield "train/" + key, number
+
+
+def write_tensorboard(records: Sequence[Mapping[str, Any]], folder: str | Path) -> Path | None:
+    """TensorBoard event files of every numeric value; None (nothing written) without tensorboard."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:  # optional: skip without importing torch
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    folder = Path(folder)
+    writer = SummaryWriter(log_dir=str(folder))
+    try:
+        for record in records:
+            step = _int_or_none(record.get("step"))
+            if step is None:
+                continue
+            for tag, number in _scalars(record):
+                writer.add_scalar(tag, number, step)
+    finally:
+        writer.close()
+    return folder
+
+
+def export_log(run: str | Path) -> list[Path]:
+    """Write ``RUN/log.csv`` and, when tensorboard is installed, ``RUN/tensorboard/``."""
+    run = Path(run)
+    records = read_records(run)
+    written = [write_csv(records, run / CSV_FILE)]
+    board = write_tensorboard(records, run / TENSORBOARD_DIR)
+    if board is not None:
+        written.append(board)
+    return written
+
+
+# --- eval values as report columns ------------------------------------------------------------
+
+# Display names of known eval keys (or key suffixes after a head name): the seed cards' column names,
+# e.g. ``eval_wer`` -> ``Wer``, ``eval_speaker_macro_f1`` -> ``Speaker Macro avg F1-score``.
+COLUMN_NAMES = {"loss": "Validation Loss", "wer": "Wer", "cer": "Cer", "mer": "Mer", "per": "Per",
+                "accuracy": "Accuracy", "confusion": "Mtrix", "mtrix": "Mtrix",
+                "macro_precision": "Macro avg Precision", "macro_recall": "Macro avg Recall",
+                "macro_f1": "Macro avg F1-score", "weighted_precision": "Weighted avg Precision",
+                "weighted_recall": "Weighted avg Recall", "weighted_f1": "Weighted avg F1-score"}
+# Bookkeeping keys logged with an evaluation that are not scores.
+NOT_SCORES = frozenset({"empty_hypotheses", "utterances", "unknown_rate", "unknown_units",
+                        "runtime_s", "runtime", "samples_per_second", "steps_per_second"})
+CLASS_SUFFIXES = (" Precision", " Recall", " F1-score", " Support")
+AVERAGE_PREFIXES = ("Macro avg", "Weighted avg")
+ERROR_RATES = ("wer", "cer", "mer", "per")
+# Column families in table order: loss, classification report, error rates, other, confusion last
+# (the order of seed 004: per-class scores, accuracy and averages, then Wer, then Mtrix).
+FAMILY_ORDER = ("loss", "classification", *ERROR_RATES, "other", "confusion")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One reported value of an evaluation: where it was logged and how the seeds name it."""
+
+    key: str  # the logged key, with '/' into nested mappings: 'eval_wer', 'eval_speaker/0 Recall'
+    name: str  # display name: 'Wer', '0 Recall', 'Speaker Accuracy', 'Mtrix'
+    family: str  # one of FAMILY_ORDER
+    head: str = ""  # classification head ('' for the single/unnamed one)
+
+
+def _title(name: str) -> str:
+    """transformers' rule for metric names: ``speaker_accuracy`` -> ``Speaker Accuracy``."""
+    return " ".join(part.capitalize() for part in name.split("_"))
+
+
+def _is_confusion(value: Any) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(isinstance(row, (list, tuple)) for row in value))
+
+
+def _family(name: str, value: Any) -> str:
+    if _is_confusion(value):
+        return "confusion"
+    if name.endswith(CLASS_SUFFIXES) or name == "Accuracy" or name.startswith(AVERAGE_PREFIXES):
+        return "classification"
+    return "other"
+
+
+def _known_suffix(path: str) -> str | None:
+    """The longest COLUMN_NAMES key that ``path`` is or ends with (after a ``head_`` prefix)."""
+    lowered = path.lower()
+    for suffix in sorted(COLUMN_NAMES, key=len, reverse=True):
+        if lowered == suffix or lowered.endswith("_" + suffix):
+            return suffix
+    return None
+
+
+def _column(key: str, path: str, value: Any, head: str) -> Column:
+    """The column of one leaf value; ``path`` is the key without 'eval_' (or a nested key)."""
+    prefix = f"{_title(head)} " if head else ""
+    if " " in path:  # already a display name, e.g. a ClassificationReport.as_flat_dict() key
+        return Column(key, prefix + path, _family(path, value), head)
+    suffix = _known_suffix(path)
+    inner = path[: len(path) - len(suffix)].rstrip("_") if suffix else ""
+    if suffix is not None and not (suffix == "loss" and inner):  # 'ctc_loss': a task's own loss
+        family = ("loss" if suffix == "loss" else "confusion" if suffix in ("confusion", "mtrix")
+                  else suffix if suffix in ERROR_RATES else "classification")
+        head = "_".join(p for p in (head, inner) if p)
+        name = (f"{_title(head)} " if head else "") + COLUMN_NAMES[suffix]
+        return Column(key, name, family, head)
+    return Column(key, prefix + _title(path), _family(path, value), head)
+
+
+def eval_columns(values: Mapping[str, Any]) -> list[tuple[Column, Any]]:
+    """The score columns of an eval record, in the seed cards' order, with their values.
+
+    Nested mappings (a per-head classification report) are flattened, each key prefixed by the
+    head's name; bookkeeping keys (``eval_empty_hypotheses``, ...) are left out.
+    """
+    out: list[tuple[Column, Any]] = []
+    for key, value in values.items():
+        name = key[len(EVAL_PREFIX):] if key.startswith(EVAL_PREFIX) else key
+        if name in NOT_SCORES:
+            continue
+        if isinstance(value, Mapping):
+            head = name.removesuffix("_report").removesuffix("report").strip("_")
+            for sub, sub_value in value.items():
+                if str(sub) not in NOT_SCORES:
+                    out.append((_column(f"{key}/{sub}", str(sub), sub_value, head), sub_value))
+        else:
+            out.append((_column(key, name, value, ""), value))
+    return sorted(out, key=lambda cv: FAMILY_ORDER.index(cv[0].family))
+
+
+@dataclass(frozen=True)
+class ClassScoresView:
+    """Per-class F1 and the confusion matrix of one classification head, read back from a log."""
+
+    head: str
+    labels: tuple[str, ...]
+    f1: tuple[float, ...]  # per label, in ``labels`` order (NaN when not logged)
+    confusion: tuple[tuple[int, ...], ...] | None  # [true][predicted], in ``labels`` order
+
+
+def _from_seed_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+    """Undo ``ClassificationReport.confusion_as_seed_rows()``: header of labels, labelled rows."""
+    labels = tuple(str(x) for x in rows[0])
+    matrix = tuple(tuple(int(x) for x in row[1:]) for row in rows[1:])
+    return labels, matrix
+
+
+def class_scores(values: Mapping[str, Any]) -> list[ClassScoresView]:
+    """Classification heads found in an eval record (per-class F1 keys and/or a confusion matrix)."""
+    f1: dict[str, dict[str, float]] = {}
+    confusion: dict[str, tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]] = {}
+    for column, value in eval_columns(values):
+        local = column.name[len(_title(column.head)) + 1:] if column.head else column.name
+        if column.family == "confusion":
+            try:
+                confusion[column.head] = _from_seed_rows(value)
+            except (TypeError, ValueError, IndexError):
+                continue
+        elif local.endswith(" F1-score") and not local.startswith(AVERAGE_PREFIXES):
+            number = as_float(value)
+            if number is not None:
+                f1.setdefault(column.head, {})[local[: -len(" F1-score")]] = number
+    views = []
+    for head in dict.fromkeys([*f1, *confusion]):
+        if head in confusion:
+            labels, matrix = confusion[head]
+            scores = f1.get(head, {})
+            views.append(ClassScoresView(head, labels, tuple(scores.get(lb, math.nan)
+                                                             for lb in labels), matrix))
+        else:
+            labels = tuple(f1[head])
+            views.append(ClassScoresView(head, labels, tuple(f1[head].values()), None))
+    return views
