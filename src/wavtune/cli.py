@@ -174,6 +174,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from wavtune.card import render_card, write_reports
+
+    if args.stdout:
+        print(render_card(args.run), end="")
+        return 0
+    for path in write_reports(args.run, plots=not args.no_plots):
+        print(path)
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,6 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("card", help="(re)build a run's model card, plots and error analysis",
+                       description="Write RUN/README.md (a Hub model card with filled model-index), "
+                                   "RUN/plots/*.png, RUN/report.md and RUN/log.csv from the run's "
+                                   "logs, metrics and predictions.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=cmd_card)
     return parser
 
 
@@ -312,6 +332,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.manifest import ManifestError
     from wavtune.modeling import ModelError
     from wavtune.rundir import RunError
+    from wavtune.runinfo import RunInfoError
     from wavtune.speech_engine import EspeakError, EspeakNotFoundError
     from wavtune.synth import SynthError
     from wavtune.training import Interrupted, TrainingError
@@ -319,7 +340,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError)
+            EspeakNotFoundError, RunInfoError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
