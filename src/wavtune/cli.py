@@ -138,6 +138,16 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     print(report.summary())
+    shown: dict[str, int] = {}
+    for finding in sorted(report.findings, key=lambda f: (not f.fatal, f.row)):
+        key = finding.problem.value
+        shown[key] = shown.get(key, 0) + 1
+        if shown[key] <= args.max_rows:
+            level = "error" if finding.fatal else "warning"
+            print(f"{level}: {finding.where}: {key}: {finding.detail}")
+    hidden = sum(max(0, n - args.max_rows) for n in shown.values())
+    if hidden:
+        print(f"... {hidden} more (raise --max-rows, or see --json)")
     return 0 if report.ok else 1
 
 
@@ -269,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--header-only", action="store_true",
                    help="fast: read file headers only (no NaN/silence/clipping checks)")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--max-rows", type=int, default=20, help="rows listed per problem (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_check_data)
 
