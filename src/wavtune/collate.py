@@ -20,6 +20,7 @@ class Batch:
     input_values: torch.Tensor  # [batch, samples] float32, zero-padded
     attention_mask: torch.Tensor  # [batch, samples] int64, 1 on real samples
     labels: torch.Tensor | None  # [batch, max_label_len] int64, IGNORE_INDEX-padded
+    class_labels: torch.Tensor | None = None  # [batch, heads] int64, IGNORE_INDEX: no label
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
@@ -27,6 +28,7 @@ class Batch:
             self.input_values.to(device),
             self.attention_mask.to(device),
             None if self.labels is None else self.labels.to(device),
+            None if self.class_labels is None else self.class_labels.to(device),
         )
 
     def model_inputs(self, use_attention_mask: bool, with_labels: bool = True) -> dict[str, torch.Tensor]:
@@ -68,4 +70,7 @@ class Collator:
             labels = torch.full((len(examples), max(width, 1)), IGNORE_INDEX, dtype=torch.long)
             for i, e in enumerate(examples):
                 labels[i, : len(e.labels)] = torch.tensor(e.labels, dtype=torch.long)
-        return Batch(tuple(e.id for e in examples), audio, mask, labels)
+        class_labels = None
+        if examples[0].class_labels:
+            class_labels = torch.tensor([e.class_labels for e in examples], dtype=torch.long)
+        return Batch(tuple(e.id for e in examples), audio, mask, labels, class_labels)

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from wavtune.audio import load_audio, normalize_waveform
 from wavtune.augment import Augmenter
+from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance
 from wavtune.text import TextNormalizer
 from wavtune.vocab import Vocabulary
@@ -23,6 +24,7 @@ class Example:
     id: str
     input_values: npt.NDArray[np.float32]  # [samples] at the model's rate
     labels: tuple[int, ...]
+    class_labels: tuple[int, ...] = ()  # one class id per label set; labels.NO_LABEL when absent
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SpeechDataset(Dataset[Example]):
         normalizer: TextNormalizer | None = None,
         text_column: str = "text",
         augment: Augmenter | None = None,
+        label_sets: Sequence[LabelSet] = (),
     ) -> None:
         self.utterances = list(utterances)
         self.augment = augment  # training split only
@@ -52,6 +55,7 @@ class SpeechDataset(Dataset[Example]):
         self.vocab = vocab
         self.normalizer = normalizer or TextNormalizer()
         self.text_column = text_column
+        self.label_sets = tuple(label_sets)  # classification targets, one per head
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -75,4 +79,10 @@ class SpeechDataset(Dataset[Example]):
         labels: tuple[int, ...] = ()
         if self.vocab is not None:
             labels = tuple(self.vocab.encode(self.reference(index)))
-        return Example(utt.id, wave, labels)
+        return Example(utt.id, wave, labels, self.class_labels(index))
+
+    def class_labels(self, index: int) -> tuple[int, ...]:
+        """Class id of item ``index`` under each label set (LabelError for an unseen label)."""
+        utt = self.utterances[index]
+        where = f"row {index + 1} (id {utt.id!r})"
+        return tuple(s.encode(utt.label(s.column), where) for s in self.label_sets)
