@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import yaml
 
 from wavtune import constants as C
+from wavtune.tasks import Task, has_label_heads, metric_choices
 from wavtune.text import TextNormalizer, Unit
 
 if TYPE_CHECKING:
     from wavtune.augment import AugmentOptions
 
-Task = Literal["ctc"]
 Scheduler = Literal["linear", "cosine", "constant", "tri_stage"]
 Precision = Literal["no", "fp16", "bf16"]
 EvalStrategy = Literal["steps", "epoch"]
@@ -41,6 +41,8 @@ class DataConfig:
     test: str = ""  # optional test manifest, scored once at the end with the published model
     eval_from_train: float = 0.0  # no eval manifest: hold out this seeded share of train instead
     text_column: str = "text"  # manifest column holding the transcript (e.g. 'phones' for TIMIT)
+    # task classify: the one column to predict; multitask: one classification head per column
+    label_columns: list[str] = field(default_factory=list)
     on_error: OnError = "fail"  # bad rows: stop with a report ('fail') or drop and count them ('skip')
     min_duration_s: float = 0.0
     max_duration_s: float = 0.0  # 0: no limit
@@ -103,6 +105,18 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class HeadsConfig:
+    """Classification heads (task classify or multitask) and the multi-task loss weights."""
+
+    pooling: Literal["mean", "attentive"] = "mean"  # over valid frames; attentive: learned weights
+    use_weighted_layer_sum: bool = False  # pool a learned mix of all hidden layers, not the last
+    proj_size: int = 256  # frames are projected to this size before pooling (classifier_proj_size)
+    class_weights: Literal["none", "balanced"] = "none"  # balanced: inverse training frequency
+    ctc_weight: float = 1.0  # multitask loss: ctc_weight * CTC + sum of weights[column] * CE
+    weights: dict[str, float] = field(default_factory=dict)  # per label column; missing: 1.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, evaluation and checkpointing; names follow the seed model cards."""
 
@@ -129,7 +143,7 @@ class TrainConfig:
     eval_steps: int = 500
     logging_steps: int = 50
     save_total_limit: int = 2  # checkpoints kept besides the best one
-    metric_for_best: str = C.DEFAULT_METRIC  # wer, cer or loss
+    metric_for_best: str = C.DEFAULT_METRIC  # wer, cer, loss; accuracy, macro_f1, speaker_accuracy...
     max_grad_norm: float = C.DEFAULT_MAX_GRAD_NORM
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -160,6 +174,7 @@ class Config:
     text: TextConfig = field(default_factory=TextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     card: CardConfig = field(default_factory=CardConfig)
 
@@ -314,8 +329,6 @@ def validate(config: Config) -> Config:
         (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),
         (t.save_total_limit >= 1, f"train.save_total_limit: must be >= 1, got {t.save_total_limit}"),
         (t.max_grad_norm >= 0, "train.max_grad_norm: must be >= 0 (0 disables clipping)"),
-        (t.metric_for_best in ("wer", "cer", "loss"),
-         f"train.metric_for_best: {t.metric_for_best!r} is not one of 'wer', 'cer', 'loss'"),
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (not (config.data.eval and config.data.eval_from_train),
@@ -328,6 +341,7 @@ def validate(config: Config) -> Config:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+    _validate_task(config)
     if config.model.sample_rate and config.model.name_or_path:
         raise ConfigError("model.sample_rate: only for random init; a pre-trained model keeps the "
                           "rate it was trained at (audio is resampled to it)")
@@ -343,6 +357,38 @@ def validate(config: Config) -> Config:
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"model.{name}: must be within [0, 1], got {value}")
     return config
+
+
+def _validate_task(config: Config) -> None:
+    """Label columns and head settings fit the task; metric_for_best is one the task logs."""
+    task, columns, heads = config.task, config.data.label_columns, config.heads
+    if task == "classify" and len(columns) != 1:
+        raise ConfigError(f"data.label_columns: task classify predicts one column, e.g. [digit]; "
+                          f"got {columns} (several columns: task multitask)")
+    if task == "multitask" and not columns:
+        raise ConfigError("data.label_columns: task multitask needs at least one label column "
+                          "for a classification head, e.g. [speaker]")
+    if not has_label_heads(task) and columns:
+        raise ConfigError(f"data.label_columns is {columns} but task is {task!r}; set task: "
+                          f"classify or multitask to train classification heads")
+    for column in columns:
+        if column in ("id", "audio", "offset", "duration", config.data.text_column):
+            raise ConfigError(f"data.label_columns: {column!r} is not a label column")
+    if len(set(columns)) != len(columns):
+        raise ConfigError(f"data.label_columns: {columns} names a column twice")
+    for column, weight in heads.weights.items():
+        if column not in columns:
+            raise ConfigError(f"heads.weights.{column}: not one of data.label_columns {columns}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"heads.weights.{column}: must be a number >= 0, got {weight!r}")
+    if heads.ctc_weight < 0:
+        raise ConfigError(f"heads.ctc_weight: must be >= 0, got {heads.ctc_weight}")
+    if heads.proj_size < 1:
+        raise ConfigError(f"heads.proj_size: must be >= 1, got {heads.proj_size}")
+    choices = metric_choices(task, columns)
+    if config.train.metric_for_best not in choices:
+        raise ConfigError(f"train.metric_for_best: {config.train.metric_for_best!r} is not "
+                          f"available for task {task}; choose one of {', '.join(choices)}")
 
 
 def augment_options(section: AugmentConfig) -> AugmentOptions:
