@@ -13,8 +13,10 @@ import numpy as np
 from wavtune.check_rows import CheckOptions, conv_geometry
 from wavtune.checks import check_utterances, require_clean
 from wavtune.config import Config
+from wavtune.labels import LabelSet, build_label_set, check_labels, label_counts
 from wavtune.manifest import ManifestError, Utterance, read_manifest, with_durations
 from wavtune.rundir import RunDir
+from wavtune.tasks import has_ctc_head
 from wavtune.vocab import Vocabulary
 
 log = logging.getLogger("wavtune")
@@ -23,14 +25,16 @@ SPLITS = ("train", "eval", "test")
 
 @dataclass(frozen=True)
 class PreparedData:
-    """The utterances of each split (empty tuple: split not configured) and the vocabulary."""
+    """The utterances of each split (empty tuple: split not configured), the vocabulary (None:
+    no CTC head) and one label set per classification head, all from the training split."""
 
     config: Config
     train: tuple[Utterance, ...]
     eval: tuple[Utterance, ...]
     test: tuple[Utterance, ...]
-    vocab: Vocabulary
+    vocab: Vocabulary | None
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> problem -> rows
+    label_sets: tuple[LabelSet, ...] = ()
 
     def split(self, name: str) -> tuple[Utterance, ...]:
         utts: tuple[Utterance, ...] = getattr(self, name)
@@ -38,6 +42,8 @@ class PreparedData:
 
     def unknown_units(self, name: str) -> Counter[str]:
         """Units of a split's transcripts that the vocabulary lacks (they score as errors)."""
+        if self.vocab is None:
+            return Counter()
         normalizer = self.config.text.normalizer()
         texts = (u.label(self.config.data.text_column) or "" for u in self.split(name))
         return self.vocab.unknown_units(normalizer(t) for t in texts)
@@ -51,7 +57,7 @@ class PreparedData:
             normalizer=self.config.text.normalizer(), vocab=self.vocab, sample_rate=sample_rate,
             samples_per_frame=samples_per_frame, receptive_field=receptive_field,
             min_duration_s=data.min_duration_s or None, max_duration_s=data.max_duration_s or None,
-            text_column=data.text_column,
+            text_column=data.text_column, need_text=self.vocab is not None,
         )
         kept: dict[str, tuple[Utterance, ...]] = {}
         dropped: dict[str, dict[str, int]] = {}
@@ -71,12 +77,17 @@ class PreparedData:
                         worst[f.problem.value] += 1
                         bad.discard(f.row)
                 dropped[name] = dict(worst)
+        label_sets = _label_sets(self.config, kept["train"], kept["eval"], kept["test"])
         return replace(self, train=kept["train"], eval=kept["eval"], test=kept["test"],
-                       dropped=dropped)
+                       dropped=dropped, label_sets=label_sets)
 
     def summary(self) -> dict[str, Any]:
         """Facts about the data for metrics.json and the model card."""
-        out: dict[str, Any] = {"vocab_size": len(self.vocab), "unit": self.vocab.unit}
+        out: dict[str, Any] = {}
+        if self.vocab is not None:
+            out.update({"vocab_size": len(self.vocab), "unit": self.vocab.unit})
+        if self.label_sets:
+            out["label_sets"] = {s.column: list(s.labels) for s in self.label_sets}
         for name in SPLITS:
             utts = self.split(name)
             if not utts:
@@ -90,10 +101,22 @@ class PreparedData:
                 "speakers": len(speakers),
                 "dropped": self.dropped.get(name, {}),
             }
-            if name != "train":
+            if self.label_sets:
+                out[f"{name}_data"]["labels"] = {s.column: label_counts(utts, s.column)
+                                                 for s in self.label_sets}
+            if name != "train" and self.vocab is not None:
                 unknown = self.unknown_units(name)
                 out[f"{name}_data"]["unknown_units"] = dict(unknown.most_common(20))
         return out
+
+
+def _label_sets(config: Config, train: Sequence[Utterance], eval: Sequence[Utterance],
+                test: Sequence[Utterance]) -> tuple[LabelSet, ...]:
+    """One label set per label column, from ``train``; a label ``eval``/``test`` adds is an error."""
+    sets = tuple(build_label_set(train, column) for column in config.data.label_columns)
+    check_labels(eval, sets, "eval")
+    check_labels(test, sets, "test")
+    return sets
 
 
 def hold_out(utts: Sequence[Utterance], fraction: float, seed: int
@@ -128,10 +151,14 @@ def prepare_data(config: Config, run: RunDir | None = None, progress: bool = Tru
     if data.eval_from_train > 0:
         splits["train"], splits["eval"] = hold_out(splits["train"], data.eval_from_train,
                                                    config.train.seed)
-    normalizer = config.text.normalizer()
-    texts = [normalizer(u.label(data.text_column) or "") for u in splits["train"]]
-    vocab = Vocabulary.build(texts, config.text.unit)
-    prepared = PreparedData(config, splits["train"], splits["eval"], splits["test"], vocab)
+    vocab = None
+    if has_ctc_head(config.task):
+        normalizer = config.text.normalizer()
+        texts = [normalizer(u.label(data.text_column) or "") for u in splits["train"]]
+        vocab = Vocabulary.build(texts, config.text.unit)
+    label_sets = _label_sets(config, splits["train"], splits["eval"], splits["test"])
+    prepared = PreparedData(config, splits["train"], splits["eval"], splits["test"], vocab,
+                            label_sets=label_sets)
     for name in ("eval", "test"):
         unknown = prepared.unknown_units(name)
         if unknown:

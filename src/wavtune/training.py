@@ -32,8 +32,22 @@ from wavtune.augment import Augmenter
 from wavtune.config import Config, augment_options
 from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
-from wavtune.evaluation import CTCEvaluation, evaluate_ctc, write_predictions
-from wavtune.modeling import BuiltModel, build_ctc_model, count_parameters, set_encoder_frozen
+from wavtune.classification import HeadEvaluation
+from wavtune.evaluation import (
+    CTCEvaluation,
+    Evaluation,
+    evaluate,
+    write_predictions,
+    write_task_predictions,
+)
+from wavtune.modeling import (
+    BuiltModel,
+    build_model,
+    count_parameters,
+    encoder_config,
+    set_encoder_frozen,
+)
+from wavtune.objective import Objective, is_better
 from wavtune.rundir import RunDir, prepare_run_dir
 from wavtune.sampling import DurationBatchSampler
 from wavtune.schedule import Schedule
@@ -61,15 +75,11 @@ class TrainResult:
     best_step: int | None  # None when there was no eval set to choose by
     metric: str
     best_metric: float | None
-    eval: CTCEvaluation | None
+    eval: CTCEvaluation | None  # the CTC head's scores (None: no CTC head)
     test: CTCEvaluation | None
     wall_s: float
-
-
-def _is_better(value: float, best: float | None, metric: str) -> bool:
-    if math.isnan(value):
-        return False
-    return best is None or value < best  # wer, cer and loss: lower is better
+    eval_heads: tuple[HeadEvaluation, ...] = ()  # classification heads (classify, multitask)
+    test_heads: tuple[HeadEvaluation, ...] = ()
 
 
 class _StopFlag:
@@ -125,19 +135,22 @@ class Trainer:
         self.accelerator.wait_for_everyone()
 
         self.data: PreparedData = prepare_data(config, self.run, progress=progress and self.is_main)
-        built: BuiltModel = build_ctc_model(config.model, self.data.vocab)
+        built: BuiltModel = build_model(config, self.data.vocab, self.data.label_sets)
         self.built = built
-        self.data = self.data.checked(built.model.config.conv_kernel, built.model.config.conv_stride,
+        encoder = encoder_config(built.model.config)
+        self.data = self.data.checked(encoder.conv_kernel, encoder.conv_stride,
                                       built.sample_rate, config.data.on_error,
                                       progress=progress and self.is_main)
         if self.is_main:
-            self.data.vocab.save(self.run.root)
+            if self.data.vocab is not None:
+                self.data.vocab.save(self.run.root)
             built.feature_extractor.save_pretrained(str(self.run.root))
         audio = AudioSettings(built.sample_rate, bool(built.feature_extractor.do_normalize))
         normalizer = config.text.normalizer()
 
         def dataset(utts: Any) -> SpeechDataset:
-            return SpeechDataset(utts, audio, self.data.vocab, normalizer, config.data.text_column)
+            return SpeechDataset(utts, audio, self.data.vocab, normalizer, config.data.text_column,
+                                 label_sets=self.data.label_sets)
 
         self.train_set = dataset(self.data.train)
         augment = augment_options(config.augment)
@@ -161,6 +174,7 @@ class Trainer:
         batches_per_epoch = len(self.sampler)
         self.steps_per_epoch = max(1, math.ceil(batches_per_epoch / t.gradient_accumulation_steps))
         self.total_steps = t.max_steps or math.ceil(t.num_epochs * self.steps_per_epoch)
+        self.objective = Objective.for_run(config, built, self.data.label_sets)
 
         model = built.model
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -183,9 +197,11 @@ class Trainer:
         if self.state.step >= config.model.freeze_encoder_steps:
             set_encoder_frozen(self.unwrapped, False, config.model.freeze_feature_encoder)
         if self.is_main:
-            log.info("model: %s, %.2fM parameters (%.2fM trainable); vocabulary %d tokens",
+            heads = [f"vocabulary {len(self.data.vocab)} tokens"] if self.data.vocab else []
+            heads += [f"{s.column}: {len(s)} labels" for s in self.data.label_sets]
+            log.info("model: %s, %.2fM parameters (%.2fM trainable); %s",
                      type(model).__name__, count_parameters(model) / 1e6,
-                     count_parameters(model, trainable_only=True) / 1e6, len(self.data.vocab))
+                     count_parameters(model, trainable_only=True) / 1e6, "; ".join(heads))
             log.info("data: %d train / %d eval utterances; %d steps (%d per epoch)",
                      len(self.train_set), len(self.eval_set or []), self.total_steps,
                      self.steps_per_epoch)
@@ -205,10 +221,10 @@ class Trainer:
                 yield epoch, i, batch
             self.state = replace(self.state, epoch=epoch + 1, batches_done=0)
 
-    def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> CTCEvaluation:
-        return evaluate_ctc(self.unwrapped, dataset, self.config.train.eval_batch_size,
-                            self.built.uses_attention_mask, self.config.data.num_workers,
-                            progress=self.progress and self.is_main)
+    def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Evaluation:
+        return evaluate(self.unwrapped, dataset, self.config.train.eval_batch_size,
+                        self.built.uses_attention_mask, self.config.data.num_workers,
+                        progress=self.progress and self.is_main)
 
     def _checkpoint(self) -> None:
         if self.is_main:
@@ -220,18 +236,17 @@ class Trainer:
         record: dict[str, Any] = {"step": self.state.step, "epoch": self._epoch_float()}
         if self.eval_set is not None and self.is_main:
             result = self.evaluate(self.eval_set)
-            record.update({"train_loss": train_loss, "eval_loss": result.loss,
-                           "eval_wer": result.wer, "eval_cer": result.cer,
-                           "eval_empty_hypotheses": result.num_empty_hypotheses})
+            record.update({"train_loss": train_loss, **result.log_record()})
             metric = self.config.train.metric_for_best
             value = result.scores()[metric]
-            if _is_better(value, self.state.best_metric, metric):
+            if is_better(value, self.state.best_metric, metric):
                 self.state = replace(self.state, best_step=self.state.step, best_metric=value)
             record["best_step"] = self.state.best_step
             self.run.append_log(record)
-            tqdm.write(f"step {self.state.step}: eval loss {result.loss:.4f} wer {result.wer:.4f} "
-                       f"cer {result.cer:.4f} (best {metric} {self.state.best_metric:.4f} at step "
-                       f"{self.state.best_step})")
+            shown = " ".join(f"{k} {v:.4f}" for k, v in result.scores().items()
+                             if k in ("loss", "wer", "cer") or k.endswith("_accuracy"))
+            tqdm.write(f"step {self.state.step}: eval {shown} (best {metric} "
+                       f"{self.state.best_metric:.4f} at step {self.state.best_step})")
         self._checkpoint()
 
     def _epoch_float(self) -> float:
@@ -253,6 +268,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train", unit="step",
                    disable=not (self.progress and self.is_main), dynamic_ncols=True)
         running_loss, running_n, consecutive_bad, audio_s = 0.0, 0, 0, 0.0
+        running_parts: dict[str, float] = {}  # multi-task: each head's loss
         self.model.train()
         with _StopFlag() as stop:
             micro = 0
@@ -265,10 +281,13 @@ class Trainer:
                 sync = micro % accum == 0 or last_of_epoch
                 ctx = self.accelerator.no_sync(self.model) if not sync else _nullcontext()
                 with ctx:
-                    loss = self.model(**batch.model_inputs(self.built.uses_attention_mask)).loss
+                    step_loss = self.objective(self.model, batch)
+                    loss = step_loss.total
                     if torch.isfinite(loss):
                         self.accelerator.backward(loss / accum)
                         running_loss, running_n = running_loss + loss.item(), running_n + 1
+                        for name, part in step_loss.parts.items():
+                            running_parts[name] = running_parts.get(name, 0.0) + part.item()
                     audio_s += batch.num_samples / self.built.sample_rate
                 if not sync:
                     continue
@@ -303,6 +322,8 @@ class Trainer:
                               "loss": running_loss / running_n,
                               "learning_rate": self.scheduler.get_last_lr()[0],
                               "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed}
+                    record.update({k: v / running_n for k, v in running_parts.items()})
+                    running_parts = {}
                     self.run.append_log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
                     self._last_train_loss = running_loss / running_n
@@ -335,10 +356,10 @@ class Trainer:
             save_model(self.unwrapped, self.run.root)
             if self.eval_set is not None:
                 eval_result = self.evaluate(self.eval_set, "eval (published model)")
-                write_predictions(eval_result.predictions, self.run.predictions("eval"))
+                self._write_predictions(eval_result, "eval")
             if self.test_set is not None:
                 test_result = self.evaluate(self.test_set, "test")
-                write_predictions(test_result.predictions, self.run.predictions("test"))
+                self._write_predictions(test_result, "test")
             metrics: dict[str, Any] = {
                 "published_step": published, "last_step": self.state.step,
                 "best_step": self.state.best_step, "metric_for_best": self.config.train.metric_for_best,
@@ -348,11 +369,22 @@ class Trainer:
             for split, result in (("eval", eval_result), ("test", test_result)):
                 if result is not None:
                     metrics[split] = {**result.scores(), "utterances": result.num_utterances}
+                    for head in result.heads:
+                        metrics[split].setdefault("heads", {})[head.name] = head.details()
             self.run.write_json(self.run.metrics, metrics)
         self.accelerator.wait_for_everyone()
         return TrainResult(self.run.root, self.state.step, published, self.state.best_step,
-                           self.config.train.metric_for_best, self.state.best_metric, eval_result,
-                           test_result, wall_s)
+                           self.config.train.metric_for_best, self.state.best_metric,
+                           eval_result.ctc if eval_result else None,
+                           test_result.ctc if test_result else None, wall_s,
+                           eval_result.heads if eval_result else (),
+                           test_result.heads if test_result else ())
+
+    def _write_predictions(self, result: Evaluation, split: str) -> None:
+        if result.heads or result.ctc is None:
+            write_task_predictions(result, self.run.predictions(split))
+        else:  # CTC only: the CTC rows, as they always were
+            write_predictions(result.ctc.predictions, self.run.predictions(split))
 
 
 class _nullcontext:
