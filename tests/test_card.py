@@ -168,20 +168,34 @@ def test_random_init_has_no_base_model_and_derives_the_dataset_name(tmp_path: Pa
     assert "trained from scratch" in render_card(run)
 
 
-def test_classification_scores_fill_an_audio_classification_result(tmp_path: Path) -> None:
+def _classification_results(tmp_path: Path, scores: dict[str, float]) -> list[dict[str, Any]]:
     run = _ctc_run(tmp_path / "run", card={"metrics": ["wer", "accuracy"]})
     metrics = json.loads((run / "metrics.json").read_text())
-    metrics["eval"].update({"accuracy": 0.95, "macro_f1": 0.9, "speaker_accuracy": 0.8})
+    metrics["eval"].update(scores)
     (run / "metrics.json").write_text(json.dumps(metrics))
-    results = front_matter(gather(run))["model-index"][0]["results"]
-    classification = [r for r in results if r["task"]["type"] == "audio-classification"]
-    (entry,) = classification
-    assert [(m["type"], m["value"], m["name"]) for m in entry["metrics"]] == [
-        ("accuracy", 0.95, "Dev Accuracy"), ("f1", 0.9, "Dev Macro F1"),
-        ("accuracy", 0.8, "Dev Speaker Accuracy")]
-    asr = [m["type"] for r in results if r["task"]["type"] != "audio-classification"
+    results: list[dict[str, Any]] = front_matter(gather(run))["model-index"][0]["results"]
+    asr = [m["type"] for r in results if r["task"]["type"] == "automatic-speech-recognition"
            for m in r["metrics"]]
     assert set(asr) == {"wer"}  # card.metrics leaves CER out
+    return [r for r in results if r["task"]["type"] == "audio-classification"]
+
+
+def test_one_head_fills_an_audio_classification_result(tmp_path: Path) -> None:
+    # evaluation logs the first head's scores twice: 'accuracy' and 'speaker_accuracy'
+    (entry,) = _classification_results(tmp_path, {
+        "accuracy": 0.95, "macro_f1": 0.9, "weighted_f1": 0.93, "speaker_accuracy": 0.95,
+        "speaker_macro_f1": 0.9})
+    assert [(m["type"], m["value"], m["name"]) for m in entry["metrics"]] == [
+        ("accuracy", 0.95, "Dev Accuracy"), ("f1", 0.9, "Dev Macro F1")]
+
+
+def test_several_heads_are_named_in_the_model_index(tmp_path: Path) -> None:
+    (entry,) = _classification_results(tmp_path, {
+        "accuracy": 0.95, "speaker_accuracy": 0.95, "speaker_id_accuracy": 0.5,
+        "speaker_id_macro_f1": 0.4})
+    assert [(m["value"], m["name"]) for m in entry["metrics"]] == [
+        (0.95, "Dev Speaker Accuracy"), (0.5, "Dev Speaker Id Accuracy"),
+        (0.4, "Dev Speaker Id Macro F1")]
 
 
 # --- telling the truth ---------------------------------------------------------------------------

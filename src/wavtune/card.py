@@ -67,7 +67,7 @@ METRIC_LABELS = {"wer": "WER", "cer": "CER", "mer": "MER", "per": "PER", "loss":
 # metrics.json score keys -> (Hub metric type, metric name suffix) for model-index
 HUB_METRICS = {"wer": ("wer", "WER"), "cer": ("cer", "CER"), "mer": ("wer", "MER"),
                "per": ("per", "PER"), "accuracy": ("accuracy", "Accuracy"),
-               "macro_f1": ("f1", "Macro F1"), "weighted_f1": ("f1", "Weighted F1")}
+               "macro_f1": ("f1", "Macro F1")}
 CLASSIFICATION_WANTS = frozenset({"accuracy", "f1", "precision", "recall", "classification"})
 
 
@@ -241,9 +241,21 @@ def model_facts(root: Path) -> ModelFacts:
     counts = [safetensors_parameters(p) for p in shards]
     tokens = tuple(t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])) if vocab else ()
     rate = prep.get("sampling_rate")
-    return ModelFacts(str(archs[0]), str(config.get("model_type", "")),
+    encoder = config.get("encoder")  # wavtune's multi-task model wraps an encoder config
+    model_type = encoder.get("model_type") if isinstance(encoder, dict) else None
+    return ModelFacts(str(archs[0]), str(model_type or config.get("model_type", "")),
                       sum(c for c in counts if c) if any(counts) else None,
                       int(rate) if isinstance(rate, int) else None, labels, tokens)
+
+
+def label_sets(facts: RunFacts) -> dict[str, tuple[str, ...]]:
+    """Classification heads and their classes: metrics.json's ``label_sets`` or config.json."""
+    if facts.metrics.label_sets:
+        return dict(facts.metrics.label_sets)
+    if facts.model.labels:
+        columns = facts.config.data.label_columns
+        return {columns[0] if len(columns) == 1 else "": facts.model.labels}
+    return {}
 
 
 def _run_diagnoses(config: Config, log: RunLog, metrics: RunMetrics,
@@ -381,6 +393,20 @@ def _split_label(facts: RunFacts, split: str) -> str:
     return SPLIT_NAMES.get(split, split)
 
 
+def _head_metric(key: str) -> tuple[str, str] | None:
+    """``('speaker', 'accuracy')`` for ``speaker_accuracy``; ``('', 'wer')`` for ``wer``."""
+    for base in sorted(HUB_METRICS, key=len, reverse=True):
+        if key == base:
+            return "", base
+        if key.endswith("_" + base):
+            return key[: -len(base) - 1], base
+    return None
+
+
+def _title_words(name: str) -> str:
+    return " ".join(part.capitalize() for part in name.split("_"))
+
+
 def model_index_results(facts: RunFacts) -> list[dict[str, Any]]:
     """model-index results of the published checkpoint: one entry per split and task type."""
     wanted = _wanted(facts.card)
@@ -394,19 +420,19 @@ def model_index_results(facts: RunFacts) -> list[dict[str, Any]]:
         if not scores and split == "eval" and facts.published_eval is not None:
             scores = {k.removeprefix("eval_"): v for k, v in facts.published_eval.values.items()}
         by_task: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for key, value in scores.items():
-            number = finite(value)
-            base = key.split("_", 1)[1] if "_" in key and key.split("_", 1)[1] in HUB_METRICS \
-                and key not in HUB_METRICS else key
-            if number is None or base not in HUB_METRICS:
-                continue
+        found = [(key, hm, finite(value)) for key, value in scores.items()
+                 if (hm := _head_metric(key)) is not None and finite(value) is not None]
+        heads = {head for _, (head, base), _ in found if head and base not in ERROR_RATES}
+        for key, (head, base), number in found:
+            if base not in ERROR_RATES and (bool(head) != (len(heads) > 1)) and heads:
+                continue  # one head: its unprefixed scores; several: each head's own
             family = base if base in ERROR_RATES else "classification"
-            if not column_selected(Column(f"eval_{base}", base, family), wanted):
+            if number is None or not column_selected(Column(f"eval_{base}", base, family),
+                                                     wanted):
                 continue
             hub_type, label = HUB_METRICS[base]
-            head = key[: -len(base)].rstrip("_")
             name = " ".join(p for p in (_split_label(facts, split).capitalize(),
-                                        head.capitalize(), label) if p)
+                                        _title_words(head) if len(heads) > 1 else "", label) if p)
             task = ASR_TASK if base in ERROR_RATES else CLASSIFICATION_TASK
             by_task.setdefault(task, []).append(
                 {"type": hub_type, "value": round(number, DECIMALS), "name": name})
@@ -498,13 +524,36 @@ def intro(facts: RunFacts) -> list[str]:
     return lines
 
 
+def _count(n: int) -> str:
+    """``94.4M``, ``61k``."""
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def _hours(hours: float) -> str:
+    if hours >= 0.1:
+        return f"{hours:.2f} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
+
+
+def usage(facts: RunFacts) -> list[str]:
+    """How to run the published model."""
+    task = str(facts.config.task)
+    if task == "multitask":
+        return ["Transcribe and classify with wavtune (the CTC branch alone can be exported as a "
+                "plain transformers CTC model):", "", "```bash",
+                f"wavtune transcribe {facts.model_name} audio.wav", "```"]
+    return ["Use it with transformers:", "", "```python", "from transformers import pipeline", "",
+            f'pipe = pipeline("{task_type(facts.config)}", model="{facts.model_name}")',
+            'print(pipe("audio.wav"))', "```"]
+
+
 def model_description(facts: RunFacts) -> list[str]:
     config, model = facts.config, facts.model
     lines = []
     if facts.card.description:
         lines += [facts.card.description.strip(), ""]
     arch = model.architecture or f"{config.model.arch} ({config.task})"
-    size = f", {model.parameters / 1e6:.1f}M parameters" if model.parameters else ""
+    size = f", {_count(model.parameters)} parameters" if model.parameters else ""
     rate = f", input audio at {model.sample_rate} Hz" if model.sample_rate else ""
     lines.append(f"- Architecture: `{arch}`{size}{rate}.")
     base = config.model.name_or_path
@@ -521,13 +570,11 @@ def model_description(facts: RunFacts) -> list[str]:
         lines.append(f"- Output: CTC over {size_v if size_v else 'the'} tokens ({unit} units; "
                      f"the pad token is the blank){tokens}.")
         lines.append("- Decoding: greedy (best path), no language model.")
-    if model.labels:
-        lines.append(f"- Labels ({len(model.labels)}): " + ", ".join(f"`{lb}`" for lb in model.labels)
+    for head, labels in label_sets(facts).items():
+        name = f"`{head}` head" if head else "Labels"
+        lines.append(f"- {name}: {len(labels)} classes: " + ", ".join(f"`{lb}`" for lb in labels)
                      + ".")
-    lines += ["", "Use it with transformers:", "", "```python", "from transformers import pipeline",
-              "", f'pipe = pipeline("{task_type(config)}", model="{facts.model_name}")',
-              'print(pipe("audio.wav"))', "```"]
-    return lines
+    return lines + ["", *usage(facts)]
 
 
 def intended_uses(facts: RunFacts) -> list[str]:
@@ -535,12 +582,15 @@ def intended_uses(facts: RunFacts) -> list[str]:
     if facts.card.intended_uses:
         lines += [facts.card.intended_uses.strip(), ""]
     train = facts.metrics.data.get("train")
-    language = ", ".join(facts.card.language) or "the training data's language"
-    what = "transcribing" if task_type(facts.config) == ASR_TASK[0] else "classifying"
-    lines.append(f"- Intended for {what} short utterances of {language} speech similar to "
-                 f"{facts.dataset_name}" + (f" ({train.hours:.2f} h from {train.speakers} "
-                                           f"speakers)" if train and train.speakers else
-                                           f" ({train.hours:.2f} h)" if train else "") + ".")
+    language = "/".join(facts.card.language)
+    what = {"ctc": "transcribing", "classify": "classifying",
+            "multitask": "transcribing and classifying"}.get(str(facts.config.task), "processing")
+    amount = ""
+    if train:
+        amount = f" ({_hours(train.hours)}" + (f" from {train.speakers} speakers" if train.speakers
+                                               else "") + ")"
+    lines.append(f"- Intended for {what} short utterances of {language + ' ' if language else ''}"
+                 f"speech similar to the {facts.dataset_name} training data{amount}.")
     lines.append("- Expect higher error rates on other domains, accents, microphones and noise "
                  "conditions than on the evaluation data below; evaluate on your own data first.")
     if task_type(facts.config) == ASR_TASK[0]:
@@ -575,8 +625,12 @@ def data_section(facts: RunFacts) -> list[str]:
         lines += ["", f"Vocabulary: {facts.metrics.vocab_size} tokens "
                       f"({facts.metrics.unit or facts.config.text.unit} units), built from the "
                       f"training transcripts only."]
-    if facts.model.labels:
-        lines += ["", f"Labels: {len(facts.model.labels)} classes from the training split."]
+    for head, labels in label_sets(facts).items():
+        train = facts.metrics.data.get("train")
+        counts = train.labels.get(head, {}) if train else {}
+        shown = ", ".join(f"`{lb}` ({counts[lb]})" if lb in counts else f"`{lb}`" for lb in labels)
+        lines += ["", f"Labels{f' of `{head}`' if head else ''}: {len(labels)} classes from the "
+                      f"training split (training rows per class): {shown}."]
     text = facts.config.text
     normal = [n for n, on in (("NFKC", text.nfkc), ("lower-cased", text.lowercase)) if on]
     if text.remove:
@@ -661,8 +715,8 @@ def procedure_notes(facts: RunFacts) -> list[str]:
     runtime = facts.metrics.train_runtime_s
     if runtime:
         device = facts.metrics.extra.get("device")
-        notes.append(f"Training took {runtime / 60:.1f} min" + (f" on {device}" if device else "")
-                     + ".")
+        took = f"{runtime / 60:.1f} min" if runtime >= 60 else f"{runtime:.0f} s"
+        notes.append(f"Training took {took}" + (f" on {device}" if device else "") + ".")
     device = str(facts.metrics.extra.get("device", ""))
     if facts.config.train.mixed_precision != "no" and device.startswith("cpu"):
         notes.append(f"mixed_precision={facts.config.train.mixed_precision} was configured, but "

@@ -40,6 +40,7 @@ class SplitData:
     speakers: int = 0
     dropped: Mapping[str, int] = field(default_factory=dict)  # problem -> rows dropped
     unknown_units: Mapping[str, int] = field(default_factory=dict)  # most frequent, with counts
+    labels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # head -> label -> rows
 
     @property
     def held_out(self) -> bool:
@@ -68,6 +69,7 @@ class RunMetrics:
     data: Mapping[str, SplitData] = field(default_factory=dict)  # train/eval/test
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # eval/test -> scores
     versions: Mapping[str, str] = field(default_factory=dict)  # framework -> version, when recorded
+    label_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # head -> its classes
     extra: Mapping[str, Any] = field(default_factory=dict)  # any other key, as recorded
 
     def score(self, split: str, name: str) -> float | None:
@@ -80,7 +82,7 @@ def _int(value: Any) -> int | None:
 
 
 _KNOWN = {"published_step", "last_step", "best_step", "metric_for_best", "best_metric",
-          "nonfinite_steps", "train_runtime_s", "vocab_size", "unit", "versions"}
+          "nonfinite_steps", "train_runtime_s", "vocab_size", "unit", "versions", "label_sets"}
 
 
 def parse_metrics(raw: Mapping[str, Any]) -> RunMetrics:
@@ -97,12 +99,15 @@ def parse_metrics(raw: Mapping[str, Any]) -> RunMetrics:
                 name, str(value.get("manifest", "")), _int(value.get("utterances")) or 0,
                 as_float(value.get("hours")) or 0.0, _int(value.get("speakers")) or 0,
                 dict(value.get("dropped") or {}), dict(value.get("unknown_units") or {}),
+                {str(h): dict(c) for h, c in (value.get("labels") or {}).items()
+                 if isinstance(c, Mapping)},
             )
         elif isinstance(value, Mapping) and key in SPLIT_ORDER:
             scores[key] = dict(value)
         else:
             extra[key] = value
     versions = raw.get("versions")
+    label_sets = raw.get("label_sets")
     return RunMetrics(
         published_step=_int(raw.get("published_step")), last_step=_int(raw.get("last_step")),
         best_step=_int(raw.get("best_step")), metric_for_best=str(raw.get("metric_for_best", "wer")),
@@ -111,6 +116,8 @@ def parse_metrics(raw: Mapping[str, Any]) -> RunMetrics:
         train_runtime_s=as_float(raw.get("train_runtime_s")), vocab_size=_int(raw.get("vocab_size")),
         unit=str(raw["unit"]) if raw.get("unit") is not None else None, data=data, scores=scores,
         versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, Mapping) else {},
+        label_sets={str(h): tuple(str(x) for x in labels) for h, labels in label_sets.items()
+                    if isinstance(labels, (list, tuple))} if isinstance(label_sets, Mapping) else {},
         extra=extra,
     )
 

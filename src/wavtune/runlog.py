@@ -226,6 +226,7 @@ COLUMN_NAMES = {"loss": "Validation Loss", "wer": "Wer", "cer": "Cer", "mer": "M
 # Bookkeeping keys logged with an evaluation that are not scores.
 NOT_SCORES = frozenset({"empty_hypotheses", "utterances", "unknown_rate", "unknown_units",
                         "runtime_s", "runtime", "samples_per_second", "steps_per_second"})
+HEAD_BOOKKEEPING = frozenset({"labels", "support", "unlabelled"})  # per-head, not scores
 CLASS_SUFFIXES = (" Precision", " Recall", " F1-score", " Support")
 AVERAGE_PREFIXES = ("Macro avg", "Weighted avg")
 ERROR_RATES = ("wer", "cer", "mer", "per")
@@ -271,41 +272,77 @@ def _known_suffix(path: str) -> str | None:
     return None
 
 
-def _column(key: str, path: str, value: Any, head: str) -> Column:
-    """The column of one leaf value; ``path`` is the key without 'eval_' (or a nested key)."""
-    prefix = f"{_title(head)} " if head else ""
+def _column(key: str, path: str, value: Any, head: str, show_head: bool = True) -> Column:
+    """The column of one leaf value. ``path`` is the key without 'eval_' and without ``head_``
+    when the head is known (or a nested key); ``show_head`` puts the head's name in front."""
+    prefix = f"{_title(head)} " if head and show_head else ""
     if " " in path:  # already a display name, e.g. a ClassificationReport.as_flat_dict() key
         return Column(key, prefix + path, _family(path, value), head)
+    if head and path == "loss":  # a head's own loss, beside the total 'Validation Loss'
+        return Column(key, f"{_title(head)} Loss", "other", head)
     suffix = _known_suffix(path)
     inner = path[: len(path) - len(suffix)].rstrip("_") if suffix else ""
     if suffix is not None and not (suffix == "loss" and inner):  # 'ctc_loss': a task's own loss
         family = ("loss" if suffix == "loss" else "confusion" if suffix in ("confusion", "mtrix")
                   else suffix if suffix in ERROR_RATES else "classification")
-        head = "_".join(p for p in (head, inner) if p)
-        name = (f"{_title(head)} " if head else "") + COLUMN_NAMES[suffix]
-        return Column(key, name, family, head)
+        full_head = "_".join(p for p in (head, inner) if p)
+        shown = "_".join(p for p in (head if show_head else "", inner) if p)
+        name = (f"{_title(shown)} " if shown else "") + COLUMN_NAMES[suffix]
+        return Column(key, name, family, full_head)
     return Column(key, prefix + _title(path), _family(path, value), head)
+
+
+def _split_head(name: str, heads: Sequence[str]) -> tuple[str, str]:
+    """``('speaker', 'accuracy')`` for ``speaker_accuracy`` when 'speaker' is a logged head."""
+    for head in sorted(heads, key=len, reverse=True):
+        if name.startswith(head + "_"):
+            return head, name[len(head) + 1:]
+    return "", name
 
 
 def eval_columns(values: Mapping[str, Any]) -> list[tuple[Column, Any]]:
     """The score columns of an eval record, in the seed cards' order, with their values.
 
-    Nested mappings (a per-head classification report) are flattened, each key prefixed by the
-    head's name; bookkeeping keys (``eval_empty_hypotheses``, ...) are left out.
+    Classification heads are named by ``eval_heads`` (wavtune.evaluation's log record): a head's
+    report mapping (``eval_<head>_report``, the seed cards' "0 Precision" ... "Weighted avg
+    Support") comes first, its confusion matrix last; with one head the columns carry no head
+    name (as in seed 004), with several each is prefixed by its head. The first head's unprefixed
+    copies of accuracy and averages, and bookkeeping keys, are left out; each name appears once.
     """
-    out: list[tuple[Column, Any]] = []
+    raw_heads = values.get(EVAL_PREFIX + "heads")
+    heads = [str(h) for h in raw_heads] if isinstance(raw_heads, (list, tuple)) else []
+    show = len(heads) > 1
+    entries: list[tuple[int, Column, Any]] = []
     for key, value in values.items():
         name = key[len(EVAL_PREFIX):] if key.startswith(EVAL_PREFIX) else key
-        if name in NOT_SCORES:
+        if name in NOT_SCORES or name == "heads":
+            continue
+        head, rest = _split_head(name, heads)
+        if head and rest in HEAD_BOOKKEEPING:
             continue
         if isinstance(value, Mapping):
-            head = name.removesuffix("_report").removesuffix("report").strip("_")
+            if not head:
+                head = rest.removesuffix("_report").removesuffix("report").strip("_")
+                shown = True
+            else:
+                shown = show
             for sub, sub_value in value.items():
                 if str(sub) not in NOT_SCORES:
-                    out.append((_column(f"{key}/{sub}", str(sub), sub_value, head), sub_value))
-        else:
-            out.append((_column(key, name, value, ""), value))
-    return sorted(out, key=lambda cv: FAMILY_ORDER.index(cv[0].family))
+                    entries.append((0, _column(f"{key}/{sub}", str(sub), sub_value, head, shown),
+                                    sub_value))
+            continue
+        column = _column(key, rest, value, head, show if head else True)
+        if show and not head and column.family == "classification":
+            continue  # the first head's unprefixed copy
+        entries.append((1, column, value))
+    entries.sort(key=lambda e: (FAMILY_ORDER.index(e[1].family), e[0]))
+    out: list[tuple[Column, Any]] = []
+    seen: set[str] = set()
+    for _, column, value in entries:
+        if column.name not in seen:
+            seen.add(column.name)
+            out.append((column, value))
+    return out
 
 
 @dataclass(frozen=True)
@@ -330,7 +367,9 @@ def class_scores(values: Mapping[str, Any]) -> list[ClassScoresView]:
     f1: dict[str, dict[str, float]] = {}
     confusion: dict[str, tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]] = {}
     for column, value in eval_columns(values):
-        local = column.name[len(_title(column.head)) + 1:] if column.head else column.name
+        prefix = f"{_title(column.head)} " if column.head else ""
+        local = column.name[len(prefix):] if prefix and column.name.startswith(prefix) \
+            else column.name
         if column.family == "confusion":
             try:
                 confusion[column.head] = _from_seed_rows(value)
