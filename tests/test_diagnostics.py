@@ -126,3 +126,11 @@ def test_settings_come_from_a_config() -> None:
     records = [eval_record(s, 1.0, 3.0, 3.0, 10, cer=1.0, empty=12) for s in (10, 20, 30)]
     (found,) = diagnose(records, settings)
     assert any("freeze_encoder_steps" in c for c in found.causes)
+
+
+def test_monitor_flags_skipped_steps_from_training_records_once() -> None:
+    monitor = DiagnosticMonitor(DiagnosticSettings())
+    assert monitor.update({"step": 1, "loss": 2.0, "grad_norm": 1.0}) == []
+    (found,) = monitor.update({"step": 2, "loss": 1.5, "grad_norm": 1.0}, skipped_steps=1)
+    assert found.kind == "nonfinite_loss" and "1 optimizer step skipped" in found.summary
+    assert monitor.update({"step": 3, "loss": 1.0, "grad_norm": 1.0}, skipped_steps=2) == []

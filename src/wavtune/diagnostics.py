@@ -290,6 +290,9 @@ def diagnose(records: Records | RunLog, settings: DiagnosticSettings,
 class DiagnosticMonitor:
     """For the training loop: feed each logged record; get each kind of diagnosis once, when new.
 
+    Evaluation records re-run the log-wide checks over the evaluations so far (a few hundred at
+    most); training records are checked on their own, so a long run stays linear.
+
     >>> monitor = DiagnosticMonitor(DiagnosticSettings(warmup_steps=0, patience=2))
     >>> [d.kind for r in ({"step": 10, "eval_wer": 1.0, "eval_cer": 1.0},
     ...                   {"step": 20, "eval_wer": 1.0, "eval_cer": 1.0}) for d in monitor.update(r)]
@@ -298,12 +301,19 @@ class DiagnosticMonitor:
 
     def __init__(self, settings: DiagnosticSettings, records: Iterable[Mapping[str, Any]] = ()):
         self.settings = settings
-        self._records: list[Mapping[str, Any]] = list(records)
-        self._reported: set[str] = {d.kind for d in diagnose(self._records, settings)}
+        log = parse_log(list(records))
+        self._evals: list[EvalRecord] = list(log.evals)
+        self._reported: set[str] = {d.kind for d in diagnose(log, settings)}
 
     def update(self, record: Mapping[str, Any], skipped_steps: int = 0) -> list[Diagnosis]:
-        self._records.append(dict(record))
-        new = [d for d in diagnose(self._records, self.settings, skipped_steps)
-               if d.kind not in self._reported]
+        """Diagnoses that ``record`` (just logged) makes visible for the first time.
+        ``skipped_steps``: the trainer's count of steps skipped for non-finite values so far."""
+        parsed = parse_log([record])
+        found: list[Diagnosis | None] = [nonfinite_losses(parsed, skipped_steps)]
+        if parsed.evals:
+            self._evals.extend(parsed.evals)
+            evals = RunLog((), tuple(self._evals))
+            found += [blank_collapse(evals, self.settings), overfitting(evals, self.settings)]
+        new = [d for d in found if d is not None and d.kind not in self._reported]
         self._reported.update(d.kind for d in new)
         return new
