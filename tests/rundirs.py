@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+# copies of ../shared/seeds/*.txt, the Trainer-generated cards wavtune's cards are checked against
+SEEDS = Path(__file__).resolve().parent / "data" / "seed_cards"
 HYPERPARAMETER_INTRO = "The following hyperparameters were used during training:"
 # seed table column -> logged key
 SEED_KEYS = {"Validation Loss": "eval_loss", "Wer": "eval_wer", "Cer": "eval_cer",
