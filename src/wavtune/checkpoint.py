@@ -125,3 +125,32 @@ def prune_checkpoints(run: RunDir, keep: int, protect: int | None) -> None:
         if protect is not None and path == run.checkpoint(protect):
             continue
         shutil.rmtree(path, ignore_errors=True)
+
+
+def export_ctc(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write the CTC branch of a multi-task run as a plain ``*ForCTC`` model folder.
+
+    The encoder and CTC head become the stock transformers model of the encoder's architecture,
+    with the run's tokenizer and feature extractor files, so ``pipeline("automatic-speech-
+    recognition", model=out_dir)`` loads it without wavtune.
+    """
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    from wavtune.multitask import MultitaskModel, ctc_branch, register
+    from wavtune.rundir import RunError, load_vocab
+
+    run, out = Path(run_dir), Path(out_dir)
+    if not (run / "config.json").is_file():
+        raise RunError(f"{run}: no config.json; is this a finished wavtune run directory?")
+    register()
+    model = AutoModel.from_pretrained(str(run), use_safetensors=True)
+    if not isinstance(model, MultitaskModel) or model.lm_head is None:
+        raise RunError(f"{run}: not a multi-task run with a CTC head ({type(model).__name__}); "
+                       f"a CTC run's folder already is a *ForCTC model")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out}: exists and is not empty; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(ctc_branch(model), out)
+    load_vocab(run).save(out)
+    AutoFeatureExtractor.from_pretrained(str(run)).save_pretrained(str(out))
+    return out

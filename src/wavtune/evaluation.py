@@ -329,8 +329,9 @@ def evaluate(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8
 
 
 def write_task_predictions(evaluation: Evaluation, path: str | Path) -> None:
-    """One JSON object per utterance: the CTC fields of :class:`Prediction` (with a CTC head)
-    and ``H_reference``, ``H_predicted``, ``H_probability`` per label head H."""
+    """One JSON object per utterance: the CTC fields of :class:`Prediction` (with a CTC head;
+    a CTC-only evaluation writes exactly :func:`write_predictions`' rows) and ``H_reference``,
+    ``H_predicted``, ``H_probability`` per label head H."""
     rows: dict[str, dict[str, Any]] = {}
     if evaluation.ctc is not None:
         rows = {p.id: asdict(p) for p in evaluation.ctc.predictions}

@@ -37,7 +37,6 @@ from wavtune.evaluation import (
     CTCEvaluation,
     Evaluation,
     evaluate,
-    write_predictions,
     write_task_predictions,
 )
 from wavtune.modeling import (
@@ -356,10 +355,10 @@ class Trainer:
             save_model(self.unwrapped, self.run.root)
             if self.eval_set is not None:
                 eval_result = self.evaluate(self.eval_set, "eval (published model)")
-                self._write_predictions(eval_result, "eval")
+                write_task_predictions(eval_result, self.run.predictions("eval"))
             if self.test_set is not None:
                 test_result = self.evaluate(self.test_set, "test")
-                self._write_predictions(test_result, "test")
+                write_task_predictions(test_result, self.run.predictions("test"))
             metrics: dict[str, Any] = {
                 "published_step": published, "last_step": self.state.step,
                 "best_step": self.state.best_step, "metric_for_best": self.config.train.metric_for_best,
@@ -379,12 +378,6 @@ class Trainer:
                            test_result.ctc if test_result else None, wall_s,
                            eval_result.heads if eval_result else (),
                            test_result.heads if test_result else ())
-
-    def _write_predictions(self, result: Evaluation, split: str) -> None:
-        if result.heads or result.ctc is None:
-            write_task_predictions(result, self.run.predictions(split))
-        else:  # CTC only: the CTC rows, as they always were
-            write_predictions(result.ctc.predictions, self.run.predictions(split))
 
 
 class _nullcontext:
