@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from wavtune import __version__
 
@@ -38,35 +39,79 @@ def cmd_train(args: argparse.Namespace) -> int:
         if res is not None:
             print(f"{name}: WER {res.wer:.4f}  CER {res.cer:.4f}  loss {res.loss:.4f}  "
                   f"({res.num_utterances} utterances)")
+    for name, heads in (("eval", result.eval_heads), ("test", result.test_heads)):
+        for h in heads:
+            print(f"{name} {h.name}: accuracy {h.report.accuracy:.4f}  macro F1 "
+                  f"{h.report.macro.f1:.4f}  loss {h.loss:.4f}  ({h.labelled} labelled)")
     print(f"wall time {result.wall_s / 60:.1f} min")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wavtune.data import SpeechDataset
-    from wavtune.evaluation import evaluate_ctc, write_predictions
-    from wavtune.inference import Recognizer
-    from wavtune.manifest import read_manifest, with_durations
-    from wavtune.rundir import RunDir, load_run_config
+    from wavtune.evaluation import write_task_predictions
+    from wavtune.inference import LoadedRun, evaluate_manifest
+    from wavtune.rundir import RunDir
 
-    config = load_run_config(args.run)
-    rec = Recognizer(args.run, device=args.device)
-    utts = with_durations(read_manifest(args.manifest))
-    dataset = SpeechDataset(utts, rec.audio, rec.vocab, config.text.normalizer(),
-                            args.text_column or config.data.text_column)
-    result = evaluate_ctc(rec.model, dataset, args.batch_size, rec.use_attention_mask,
-                          progress=not args.quiet)
+    loaded = LoadedRun(args.run, device=args.device)
+    result = evaluate_manifest(loaded, args.manifest, args.text_column, args.batch_size,
+                               progress=not args.quiet)
     name = args.name or Path(args.manifest).stem
     run = RunDir(Path(args.run))
-    write_predictions(result.predictions, run.predictions(name))
-    summary = {"manifest": str(args.manifest), **result.scores(),
-               "utterances": result.num_utterances}
+    write_task_predictions(result, run.predictions(name))
+    summary: dict[str, Any] = {"manifest": str(args.manifest), **result.scores(),
+                               "utterances": result.num_utterances}
+    if result.heads:
+        summary["heads"] = {h.name: h.details() for h in result.heads}
     run.write_json(run.root / f"metrics-{name}.json", summary)
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{name}: WER {result.wer:.4f}  CER {result.cer:.4f}  loss {result.loss:.4f}  "
+        scores = [f"WER {result.ctc.wer:.4f}  CER {result.ctc.cer:.4f}"] if result.ctc else []
+        scores += [f"{h.name}: accuracy {h.report.accuracy:.4f} macro F1 {h.report.macro.f1:.4f}"
+                   for h in result.heads]
+        print(f"{name}: {'  '.join(scores)}  loss {result.loss:.4f}  "
               f"({result.num_utterances} utterances) -> {run.predictions(name)}")
+        for h in result.heads:
+            print(f"{h.name} confusion (rows: true, columns: predicted): "
+                  f"{h.report.confusion_as_seed_rows()}")
+    return 0
+
+
+def _labels_text(labels: Sequence[Any]) -> str:
+    """``speaker=george (0.97)`` per head; with --top-k, ``george 0.970, jackson 0.020``."""
+    return "  ".join(
+        f"{h.column}=" + ", ".join(f"{label} ({p:.3f})" for label, p in h.top) for h in labels)
+
+
+def _labels_json(labels: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    return {h.column: [{"label": label, "probability": round(p, 4)} for label, p in h.top]
+            for h in labels}
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from wavtune.inference import Classifier, TranscribeOptions, find_audio
+
+    clf = Classifier(args.run, device=args.device)
+    options = TranscribeOptions(args.chunk_s, batch_size=args.batch_size, overlap_s=0.0)
+    paths = find_audio(args.audio)
+    for c in clf.classify_files(paths, args.top_k, options,
+                                progress=not args.quiet and len(paths) > 8):
+        if args.format == "json":
+            print(json.dumps({"audio": c.source, "duration_s": round(c.duration_s, 3),
+                              "labels": _labels_json(c.heads)}, ensure_ascii=False))
+        elif len(paths) == 1:
+            print(_labels_text(c.heads))
+        else:
+            print(f"{c.source}\t{_labels_text(c.heads)}")
+    return 0
+
+
+def cmd_export_ctc(args: argparse.Namespace) -> int:
+    from wavtune.checkpoint import export_ctc
+
+    out = export_ctc(args.run, args.out)
+    print(f"CTC branch of {args.run} -> {out} (load it with "
+          f"pipeline('automatic-speech-recognition', model='{out}'))")
     return 0
 
 
@@ -78,12 +123,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     paths = find_audio(args.audio)
     for t in rec.transcribe_files(paths, options, progress=not args.quiet and len(paths) > 8):
         if args.format == "json":
-            print(json.dumps({"audio": t.source, "text": t.text,
-                              "duration_s": round(t.duration_s, 3)}, ensure_ascii=False))
-        elif len(paths) == 1:
-            print(t.text)
+            row = {"audio": t.source, "text": t.text, "duration_s": round(t.duration_s, 3)}
+            if t.labels:  # a multi-task run
+                row["labels"] = _labels_json(t.labels)
+            print(json.dumps(row, ensure_ascii=False))
         else:
-            print(f"{t.source}\t{t.text}")
+            line = f"{t.text}\t{_labels_text(t.labels)}" if t.labels else t.text
+            print(line if len(paths) == 1 else f"{t.source}\t{line}")
     return 0
 
 
@@ -219,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score a run on a manifest (WER, CER)",
-                       description="Greedy-decode every row of MANIFEST with RUN's model and write "
+    p = sub.add_parser("evaluate", help="score a run on a manifest (WER, CER, accuracy, F1)",
+                       description="Greedy-decode and/or classify every row of MANIFEST with RUN's "
+                                   "model (every head of a multi-task run) and write "
                                    "predictions-NAME.jsonl and metrics-NAME.json into RUN.")
     p.add_argument("run", help="run directory")
     p.add_argument("manifest", help="manifest with transcripts (JSONL/CSV/TSV)")
@@ -248,6 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("classify", help="label audio files or folders with a classification run",
+                       description="Print each label head's most probable labels and their "
+                                   "probabilities for every audio file (folders are searched "
+                                   "recursively); works on classify and multitask runs.")
+    p.add_argument("run", help="run directory (task classify or multitask)")
+    p.add_argument("audio", nargs="+", help="audio files or folders")
+    p.add_argument("--top-k", type=int, default=1, help="labels shown per head (default 1)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text: 'column=label (probability)' (with the path when several files); "
+                        "json: one object per line")
+    p.add_argument("--chunk-s", type=float, default=30.0,
+                   help="longer audio is scored in windows of this length and averaged (s)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("export-ctc", help="write a multi-task run's CTC branch as a plain model",
+                       description="Write the encoder and CTC head of a multitask run to OUT as "
+                                   "the stock transformers *ForCTC model with its tokenizer and "
+                                   "feature extractor, loadable without wavtune.")
+    p.add_argument("run", help="run directory (task multitask)")
+    p.add_argument("out", help="new folder for the CTC model")
+    p.set_defaults(func=cmd_export_ctc)
 
     p = sub.add_parser("prepare", help="write manifests for a corpus in its published layout",
                        description="Import CORPUS from SRC (read in place) and write OUT/<split>.jsonl.")
