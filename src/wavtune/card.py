@@ -68,6 +68,9 @@ METRIC_LABELS = {"wer": "WER", "cer": "CER", "mer": "MER", "per": "PER", "loss":
 HUB_METRICS = {"wer": ("wer", "WER"), "cer": ("cer", "CER"), "mer": ("wer", "MER"),
                "per": ("per", "PER"), "accuracy": ("accuracy", "Accuracy"),
                "macro_f1": ("f1", "Macro F1")}
+LANGUAGES = {"en": "English", "zh": "Chinese", "fr": "French", "de": "German", "es": "Spanish",
+             "it": "Italian", "ja": "Japanese", "ko": "Korean", "pt": "Portuguese", "ru": "Russian",
+             "ar": "Arabic", "hi": "Hindi", "nl": "Dutch"}
 CLASSIFICATION_WANTS = frozenset({"accuracy", "f1", "precision", "recall", "classification"})
 
 
@@ -393,6 +396,11 @@ def _split_label(facts: RunFacts, split: str) -> str:
     return SPLIT_NAMES.get(split, split)
 
 
+def _slug(name: str) -> str:
+    """A dataset id-like form of a name: ``Free Spoken Digits`` -> ``free-spoken-digits``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "custom"
+
+
 def _head_metric(key: str) -> tuple[str, str] | None:
     """``('speaker', 'accuracy')`` for ``speaker_accuracy``; ``('', 'wer')`` for ``wer``."""
     for base in sorted(HUB_METRICS, key=len, reverse=True):
@@ -411,7 +419,7 @@ def model_index_results(facts: RunFacts) -> list[dict[str, Any]]:
     """model-index results of the published checkpoint: one entry per split and task type."""
     wanted = _wanted(facts.card)
     results: list[dict[str, Any]] = []
-    dataset: dict[str, Any] = {"type": facts.card.dataset or facts.dataset_name,
+    dataset: dict[str, Any] = {"type": facts.card.dataset or _slug(facts.dataset_name),
                                "name": facts.dataset_name}
     if facts.card.dataset_config:
         dataset["config"] = facts.card.dataset_config
@@ -498,7 +506,8 @@ def _metric_label(name: str) -> str:
 def intro(facts: RunFacts) -> list[str]:
     config = facts.config
     base = _base_model(config)
-    data = f"the {facts.dataset_name} dataset"
+    name = facts.dataset_name
+    data = f"the {name}" if name.lower().endswith("dataset") else f"the {name} dataset"
     if base:
         lines = [f"This model is a fine-tuned version of [{base}]({HUB}/{base}) on {data}."]
     elif config.model.name_or_path:
@@ -582,7 +591,7 @@ def intended_uses(facts: RunFacts) -> list[str]:
     if facts.card.intended_uses:
         lines += [facts.card.intended_uses.strip(), ""]
     train = facts.metrics.data.get("train")
-    language = "/".join(facts.card.language)
+    language = "/".join(LANGUAGES.get(code, code) for code in facts.card.language)
     what = {"ctc": "transcribing", "classify": "classifying",
             "multitask": "transcribing and classifying"}.get(str(facts.config.task), "processing")
     amount = ""
