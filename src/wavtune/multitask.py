@@ -106,7 +106,8 @@ class MultitaskModel(PreTrainedModel):
 
     # --- the encoder's helpers, as on the stock models ---------------------------------------
     def freeze_feature_encoder(self) -> None:
-        self.encoder.freeze_feature_encoder()
+        """Stop training the convolutional feature encoder (as the stock models do)."""
+        self.encoder.feature_extractor._freeze_parameters()
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         lengths: torch.Tensor = self.encoder._get_feat_extract_output_lengths(input_lengths)
