@@ -20,18 +20,14 @@ from rundirs import (
     write_run,
 )
 
-from wavtune.card import (
-    front_matter,
-    gather,
-    hyperparameter_lines,
-    markdown_table,
-    maybe_round,
-    render_card,
-)
-from wavtune.card import results_table as card_results_table
+from wavtune.card import render_card
 from wavtune.cli import main
 from wavtune.config import TrainConfig
+from wavtune.hub_metadata import front_matter
+from wavtune.runfacts import gather
 from wavtune.runlog import parse_log
+from wavtune.trainer_format import hyperparameter_lines, markdown_table, maybe_round
+from wavtune.trainer_format import results_table as card_results_table
 
 # a few of the Hub's license ids (https://huggingface.co/docs/hub/repositories-licenses)
 HUB_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "other"}
@@ -44,7 +40,7 @@ PAIRS = [("u1", "spk1", "zero one two", "zero one two"), ("u2", "spk1", "three f
 
 
 def _front_matter(text: str) -> dict[str, Any]:
-    match = re.match(r"^---\n(.*?)\n---\n", text, re.S)
+    match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
     assert match, "no front matter"
     meta: dict[str, Any] = yaml.safe_load(match.group(1))
     return meta

@@ -14,8 +14,9 @@ import pytest
 from factories import write_corpus
 from rundirs import headings, hyperparameter_block, results_table, seed_card, table_columns
 
-from wavtune.card import hyperparameter_lines, render_card
+from wavtune.card import render_card
 from wavtune.config import Config, load_config
+from wavtune.trainer_format import hyperparameter_lines
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = {

@@ -10,355 +10,36 @@ left out: the data, which checkpoint is published and why, confidence intervals,
 
 from __future__ import annotations
 
-import json
-import math
-import struct
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wavtune import __version__
-from wavtune.config import CardConfig, Config, TrainConfig
-from wavtune.diagnostics import (
-    Diagnosis,
-    DiagnosticSettings,
-    diagnose,
-    dropped_rows,
-    unknown_characters,
-)
-from wavtune.plots import PLOTS_DIR
-from wavtune.report import REPORT_FILE, Headline, headline, interval_text
-from wavtune.runinfo import (
-    RunMetrics,
-    ScoredUtterance,
-    SplitData,
-    framework_versions,
-    prediction_splits,
-    read_metrics,
-    read_predictions,
-)
-from wavtune.runlog import (
-    CSV_FILE,
-    ERROR_RATES,
-    FAMILY_ORDER,
-    TENSORBOARD_DIR,
-    Column,
-    EvalRecord,
-    RunLog,
-    eval_columns,
-    finite,
-    read_log,
+from wavtune.hub_metadata import ASR_TASK, base_model, front_matter, task_type
+from wavtune.report import REPORT_FILE, interval_text
+from wavtune.runfacts import RunFacts, gather, label_sets
+from wavtune.runinfo import SplitData, framework_versions
+from wavtune.runlog import CSV_FILE, ERROR_RATES, TENSORBOARD_DIR, Column, eval_columns, finite
+from wavtune.trainer_format import (
+    DECIMALS,
+    cell_value,
+    column_selected,
+    hyperparameter_lines,
+    maybe_round,
+    results_table,
+    wanted_metrics,
 )
 
 CARD_FILE = "README.md"
-DECIMALS = 4  # as transformers' cards: values with more decimals are rounded to 4
 HUB = "https://huggingface.co"
 MAX_LISTED_TOKENS = 80  # vocabularies up to this size are listed in full
-
-
-ASR_TASK = ("automatic-speech-recognition", "Automatic Speech Recognition")
-CLASSIFICATION_TASK = ("audio-classification", "Audio Classification")
-SPLIT_NAMES = {"eval": "validation", "test": "test"}
 METRIC_LABELS = {"wer": "WER", "cer": "CER", "mer": "MER", "per": "PER", "loss": "loss",
                  "accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
-# metrics.json score keys -> (Hub metric type, metric name suffix) for model-index
-HUB_METRICS = {"wer": ("wer", "WER"), "cer": ("cer", "CER"), "mer": ("wer", "MER"),
-               "per": ("per", "PER"), "accuracy": ("accuracy", "Accuracy"),
-               "macro_f1": ("f1", "Macro F1")}
 LANGUAGES = {"en": "English", "zh": "Chinese", "fr": "French", "de": "German", "es": "Spanish",
              "it": "Italian", "ja": "Japanese", "ko": "Korean", "pt": "Portuguese", "ru": "Russian",
              "ar": "Arabic", "hi": "Hindi", "nl": "Dutch"}
-CLASSIFICATION_WANTS = frozenset({"accuracy", "f1", "precision", "recall", "classification"})
-
-
-# --- values as transformers' model cards print them ------------------------------------------
-
-def maybe_round(value: Any, decimals: int = DECIMALS) -> str:
-    """transformers' ``_maybe_round``: a float with more than ``decimals`` decimals is rounded.
-
-    >>> maybe_round(0.95400001), maybe_round(1.0), maybe_round(0.5), maybe_round(31)
-    ('0.9540', '1.0', '0.5', '31')
-    """
-    if isinstance(value, float) and "." in str(value) and len(str(value).split(".")[1]) > decimals:
-        return f"{value:.{decimals}f}"
-    return str(value)
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """transformers' ``make_markdown_table``: padded cells, centred ``|:---:|`` separators."""
-    if not rows:
-        return ""
-    widths = {key: len(str(key)) for key in rows[0]}
-    for row in rows:
-        for key, value in row.items():
-            widths[key] = max(widths.get(key, 0), len(maybe_round(value)))
-
-    def line(values: Sequence[str]) -> str:
-        return "".join(f"| {v}" + " " * (w - len(v) + 1) for v, w in zip(values, widths.values())) + "|\n"
-
-    table = line(list(widths))
-    table += "".join("|:" + "-" * w + ":" for w in widths.values()) + "|\n"
-    for row in rows:
-        table += line([maybe_round(row.get(key, "-")) for key in widths])
-    return table
-
-
-def hyperparameter_lines(train: TrainConfig, num_processes: int = 1) -> list[str]:
-    """The seed cards' ``- name: value`` lines, with transformers' rules for which appear.
-
-    ``gradient_accumulation_steps`` and ``total_train_batch_size`` only with accumulation (or
-    several processes); ``num_epochs`` as written in the config (``20`` or ``20.0``), or
-    ``training_steps`` when ``max_steps`` bounds the run; ``mixed_precision_training`` only with
-    fp16/bf16. Settings the Trainer cards never showed appear only when they are in effect.
-    """
-    params: dict[str, Any] = {
-        "learning_rate": train.learning_rate,
-        "train_batch_size": train.train_batch_size,
-        "eval_batch_size": train.eval_batch_size,
-        "seed": train.seed,
-    }
-    if num_processes > 1:
-        params["distributed_type"] = "multi-GPU"
-        params["num_devices"] = num_processes
-    if train.gradient_accumulation_steps > 1:
-        params["gradient_accumulation_steps"] = train.gradient_accumulation_steps
-    total_train = train.train_batch_size * train.gradient_accumulation_steps * num_processes
-    if total_train != train.train_batch_size:
-        params["total_train_batch_size"] = total_train
-    total_eval = train.eval_batch_size * num_processes
-    if total_eval != train.eval_batch_size:
-        params["total_eval_batch_size"] = total_eval
-    if train.max_batch_seconds > 0:
-        params["max_batch_seconds"] = train.max_batch_seconds
-    params["optimizer"] = (f"Adam with betas=({train.adam_beta1},{train.adam_beta2}) and "
-                           f"epsilon={train.adam_epsilon}")
-    if train.weight_decay:
-        params["weight_decay"] = train.weight_decay
-    params["lr_scheduler_type"] = train.lr_scheduler_type
-    if train.warmup_steps:
-        params["lr_scheduler_warmup_steps"] = train.warmup_steps
-    if train.max_steps > 0:
-        params["training_steps"] = train.max_steps
-    else:
-        params["num_epochs"] = train.num_epochs
-    if train.mixed_precision in ("fp16", "bf16"):
-        params["mixed_precision_training"] = "Native AMP"
-    return [f"- {name}: {value}" for name, value in params.items()]
-
-
-# --- what the card is made of ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """From the run's transformers files."""
-
-    architecture: str = ""  # e.g. Wav2Vec2ForCTC
-    model_type: str = ""  # e.g. wav2vec2
-    parameters: int | None = None
-    sample_rate: int | None = None
-    labels: tuple[str, ...] = ()  # id2label of a classification model, in id order
-    tokens: tuple[str, ...] = ()  # the CTC vocabulary, in id order
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """Everything a card says, gathered from one run directory."""
-
-    root: Path
-    config: Config
-    log: RunLog
-    metrics: RunMetrics
-    model: ModelFacts
-    headlines: Mapping[str, Headline]  # split -> WER/CER with CIs, from predictions files
-    diagnoses: tuple[Diagnosis, ...]
-    images: tuple[tuple[str, str], ...]  # (caption, relative path)
-    files: tuple[str, ...] = field(default=())  # other reports present (report.md, log.csv, ...)
-
-    @property
-    def card(self) -> CardConfig:
-        return self.config.card
-
-    @property
-    def model_name(self) -> str:
-        return self.card.model_name or self.root.resolve().name
-
-    @property
-    def dataset_name(self) -> str:
-        if self.card.dataset_name:
-            return self.card.dataset_name
-        if self.card.dataset:
-            return self.card.dataset
-        train = self.metrics.data.get("train")
-        path = train.manifest_path if train else None
-        if path is None and self.config.data.train:
-            path = Path(self.config.data.train)
-        return path.parent.name if path is not None and path.parent.name else "custom"
-
-    @property
-    def published_step(self) -> int | None:
-        if self.metrics.published_step is not None:
-            return self.metrics.published_step
-        if self.log.evals and self.log.evals[-1].best_step is not None:
-            return self.log.evals[-1].best_step
-        return self.log.last_step or None
-
-    @property
-    def published_eval(self) -> EvalRecord | None:
-        step = self.published_step
-        return self.log.eval_at(step) if step is not None else None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def safetensors_parameters(path: Path) -> int | None:
-    """Parameter count from a safetensors header (8-byte length + JSON), without loading tensors."""
-    try:
-        with path.open("rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
-    except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return sum(int(math.prod(v["shape"])) for k, v in header.items() if k != "__metadata__")
-
-
-def model_facts(root: Path) -> ModelFacts:
-    config = _read_json(root / "config.json")
-    prep = _read_json(root / "preprocessor_config.json")
-    vocab = _read_json(root / "vocab.json")
-    archs = config.get("architectures") or [""]
-    id2label = config.get("id2label") or {}
-    labels: tuple[str, ...] = ()
-    if isinstance(id2label, dict) and config.get("num_labels", len(id2label)) and not all(
-            str(v).startswith("LABEL_") for v in id2label.values()):
-        labels = tuple(str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k)))
-    shards = sorted(root.glob("*.safetensors"))
-    counts = [safetensors_parameters(p) for p in shards]
-    tokens = tuple(t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])) if vocab else ()
-    rate = prep.get("sampling_rate")
-    encoder = config.get("encoder")  # wavtune's multi-task model wraps an encoder config
-    model_type = encoder.get("model_type") if isinstance(encoder, dict) else None
-    return ModelFacts(str(archs[0]), str(model_type or config.get("model_type", "")),
-                      sum(c for c in counts if c) if any(counts) else None,
-                      int(rate) if isinstance(rate, int) else None, labels, tokens)
-
-
-def label_sets(facts: RunFacts) -> dict[str, tuple[str, ...]]:
-    """Classification heads and their classes: metrics.json's ``label_sets`` or config.json."""
-    if facts.metrics.label_sets:
-        return dict(facts.metrics.label_sets)
-    if facts.model.labels:
-        columns = facts.config.data.label_columns
-        return {columns[0] if len(columns) == 1 else "": facts.model.labels}
-    return {}
-
-
-def _run_diagnoses(config: Config, log: RunLog, metrics: RunMetrics,
-                   predictions: Mapping[str, Sequence[ScoredUtterance]]) -> tuple[Diagnosis, ...]:
-    eval_data = metrics.data.get("eval")
-    settings = DiagnosticSettings.from_config(config, eval_data.utterances if eval_data else None)
-    found = list(diagnose(log, settings, metrics.nonfinite_steps))
-    dropped = dropped_rows({name: d.dropped for name, d in metrics.data.items()})
-    if dropped:
-        found.append(dropped)
-    for split in ("eval", "test"):
-        data = metrics.data.get(split)
-        if data and data.unknown_units:
-            chars = sum(r.chars for r in predictions.get(split, ()))
-            unknown = unknown_characters(data.unknown_units, chars, split)
-            if unknown:
-                found.append(unknown)
-    return tuple(found)
-
-
-def gather(run: str | Path) -> RunFacts:
-    """Read everything a card needs from ``run``."""
-    from wavtune.rundir import load_run_config
-
-    root = Path(run)
-    config = load_run_config(root)
-    log = read_log(root)
-    metrics = read_metrics(root)
-    predictions = {s: read_predictions(root / f"predictions-{s}.jsonl")
-                   for s in prediction_splits(root)}
-    headlines = {s: headline(s, rows) for s, rows in predictions.items()
-                 if rows and any(r.words for r in rows)}
-    images: list[tuple[str, str]] = []
-    plots = root / PLOTS_DIR
-    if plots.is_dir():
-        for png in sorted(plots.glob("*.png"), key=lambda p: (not p.name.startswith("training"),
-                                                               p.name)):
-            caption = png.stem.replace("_", " ").replace("-", " ").capitalize()
-            images.append((caption, f"{PLOTS_DIR}/{png.name}"))
-    files = tuple(name for name in (REPORT_FILE, CSV_FILE, "log.jsonl", TENSORBOARD_DIR)
-                  if (root / name).exists())
-    return RunFacts(root, config, log, metrics, model_facts(root), headlines,
-                    _run_diagnoses(config, log, metrics, predictions), tuple(images), files)
-
-
-# --- columns and results -----------------------------------------------------------------------
-
-def _wanted(card: CardConfig) -> frozenset[str]:
-    return frozenset(m.strip().lower() for m in card.metrics if m.strip())
-
-
-def column_selected(column: Column, wanted: frozenset[str]) -> bool:
-    """Whether ``card.metrics`` asks for a column (everything when it is empty; loss always)."""
-    if not wanted or column.family == "loss":
-        return True
-    if column.family in ERROR_RATES:
-        return column.family in wanted
-    if column.family in ("classification", "confusion"):
-        return bool(wanted & CLASSIFICATION_WANTS)
-    key = column.key.split("/")[-1].removeprefix("eval_").lower()
-    return key in wanted
-
-
-def result_columns(evals: Sequence[EvalRecord], wanted: frozenset[str]) -> list[Column]:
-    """The table's metric columns: every selected score any evaluation logged, in seed order."""
-    seen: dict[str, Column] = {}
-    for record in evals:
-        for column, _ in eval_columns(record.values):
-            if column.name not in seen and column_selected(column, wanted):
-                seen[column.name] = column
-    return sorted(seen.values(), key=lambda c: FAMILY_ORDER.index(c.family))
-
-
-def _values(record: EvalRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for column, value in eval_columns(record.values):
-        out.setdefault(column.name, value)
-    return out
-
-
-def _cell_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def results_table(evals: Sequence[EvalRecord], wanted: frozenset[str]) -> str:
-    """The seeds' 'Training results' table, one row per evaluation."""
-    columns = result_columns(evals, wanted)
-    rows = []
-    for record in evals:
-        values = _values(record)
-        train_loss = finite(record.train_loss)
-        row: dict[str, Any] = {"Training Loss": "No log" if train_loss is None else train_loss,
-                               "Epoch": record.epoch, "Step": record.step}
-        for column in columns:
-            value = values.get(column.name, "-")
-            row[column.name] = str(value) if isinstance(value, (list, tuple)) else _cell_value(value)
-        rows.append(row)
-    return markdown_table(rows)
 
 
 def summary_values(facts: RunFacts) -> dict[str, Any]:
@@ -367,7 +48,7 @@ def summary_values(facts: RunFacts) -> dict[str, Any]:
     Scores come from the log's evaluation at the published step; metrics.json's re-evaluation
     of the published model overrides the ones it has (loss, wer, cer, ...).
     """
-    wanted = _wanted(facts.card)
+    wanted = wanted_metrics(facts.card)
     record = facts.published_eval
     out: dict[str, Any] = {}
     if record is not None:
@@ -384,113 +65,7 @@ def summary_values(facts: RunFacts) -> dict[str, Any]:
         family = key if key in ERROR_RATES else "classification" if key == "accuracy" else "loss"
         if name in out or column_selected(Column(f"eval_{key}", name, family), wanted):
             out[name] = value
-    return {k: (str(v) if isinstance(v, (list, tuple)) else _cell_value(v)) for k, v in out.items()}
-
-
-def _split_label(facts: RunFacts, split: str) -> str:
-    data = facts.metrics.data.get(split)
-    if data is not None and not data.held_out and data.manifest_path is not None:
-        stem = data.manifest_path.stem
-        if stem and stem not in ("train", "manifest"):
-            return stem
-    return SPLIT_NAMES.get(split, split)
-
-
-def _slug(name: str) -> str:
-    """A dataset id-like form of a name: ``Free Spoken Digits`` -> ``free-spoken-digits``."""
-    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "custom"
-
-
-def _head_metric(key: str) -> tuple[str, str] | None:
-    """``('speaker', 'accuracy')`` for ``speaker_accuracy``; ``('', 'wer')`` for ``wer``."""
-    for base in sorted(HUB_METRICS, key=len, reverse=True):
-        if key == base:
-            return "", base
-        if key.endswith("_" + base):
-            return key[: -len(base) - 1], base
-    return None
-
-
-def _title_words(name: str) -> str:
-    return " ".join(part.capitalize() for part in name.split("_"))
-
-
-def model_index_results(facts: RunFacts) -> list[dict[str, Any]]:
-    """model-index results of the published checkpoint: one entry per split and task type."""
-    wanted = _wanted(facts.card)
-    results: list[dict[str, Any]] = []
-    dataset: dict[str, Any] = {"type": facts.card.dataset or _slug(facts.dataset_name),
-                               "name": facts.dataset_name}
-    if facts.card.dataset_config:
-        dataset["config"] = facts.card.dataset_config
-    for split in ("eval", "test"):
-        scores = dict(facts.metrics.scores.get(split, {}))
-        if not scores and split == "eval" and facts.published_eval is not None:
-            scores = {k.removeprefix("eval_"): v for k, v in facts.published_eval.values.items()}
-        by_task: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        found = [(key, hm, finite(value)) for key, value in scores.items()
-                 if (hm := _head_metric(key)) is not None and finite(value) is not None]
-        heads = {head for _, (head, base), _ in found if head and base not in ERROR_RATES}
-        for key, (head, base), number in found:
-            if base not in ERROR_RATES and (bool(head) != (len(heads) > 1)) and heads:
-                continue  # one head: its unprefixed scores; several: each head's own
-            family = base if base in ERROR_RATES else "classification"
-            if number is None or not column_selected(Column(f"eval_{base}", base, family),
-                                                     wanted):
-                continue
-            hub_type, label = HUB_METRICS[base]
-            name = " ".join(p for p in (_split_label(facts, split).capitalize(),
-                                        _title_words(head) if len(heads) > 1 else "", label) if p)
-            task = ASR_TASK if base in ERROR_RATES else CLASSIFICATION_TASK
-            by_task.setdefault(task, []).append(
-                {"type": hub_type, "value": round(number, DECIMALS), "name": name})
-        for (task_type, task_name), metric_list in by_task.items():
-            results.append({"task": {"type": task_type, "name": task_name},
-                            "dataset": {**dataset, "split": _split_label(facts, split)},
-                            "metrics": metric_list})
-    return results
-
-
-def task_type(config: Config) -> str:
-    return CLASSIFICATION_TASK[0] if str(config.task) == "classify" else ASR_TASK[0]
-
-
-def _unique(items: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(i for i in items if i))
-
-
-def _base_model(config: Config) -> str:
-    """The Hub id fine-tuned from ('' for random init or a local folder)."""
-    name = config.model.name_or_path
-    if not name or Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        return ""
-    return name
-
-
-def front_matter(facts: RunFacts) -> dict[str, Any]:
-    """The card's YAML metadata (Hub model card spec)."""
-    card, config = facts.card, facts.config
-    meta: dict[str, Any] = {}
-    if card.license:
-        meta["license"] = card.license
-    if card.language:
-        meta["language"] = list(card.language)
-    meta["library_name"] = "transformers"
-    base = _base_model(config)
-    if base:
-        meta["base_model"] = base
-    meta["tags"] = _unique([task_type(config), facts.model.model_type or config.model.arch,
-                            "wavtune", *card.tags])
-    if card.dataset:
-        meta["datasets"] = [card.dataset]
-    results = model_index_results(facts)
-    metric_types = _unique([m["type"] for r in results for m in r["metrics"]])
-    if metric_types:
-        meta["metrics"] = metric_types
-    meta["pipeline_tag"] = task_type(config)
-    if results:
-        meta["model-index"] = [{"name": facts.model_name, "results": results}]
-    return meta
+    return {k: (str(v) if isinstance(v, (list, tuple)) else cell_value(v)) for k, v in out.items()}
 
 
 # --- body sections ------------------------------------------------------------------------------
@@ -505,7 +80,7 @@ def _metric_label(name: str) -> str:
 
 def intro(facts: RunFacts) -> list[str]:
     config = facts.config
-    base = _base_model(config)
+    base = base_model(config)
     name = facts.dataset_name
     data = f"the {name}" if name.lower().endswith("dataset") else f"the {name} dataset"
     if base:
@@ -529,7 +104,7 @@ def intro(facts: RunFacts) -> list[str]:
                   if finite(v) is not None and name != "utterances"
                   and (name == "loss" or column_selected(
                       Column(f"eval_{name}", name, name if name in ERROR_RATES else "other"),
-                      _wanted(facts.card)))]
+                      wanted_metrics(facts.card)))]
     return lines
 
 
@@ -736,7 +311,7 @@ def procedure_notes(facts: RunFacts) -> list[str]:
 def results_section(facts: RunFacts) -> list[str]:
     lines = []
     if facts.log.evals:
-        lines.append(results_table(facts.log.evals, _wanted(facts.card)).rstrip("\n"))
+        lines.append(results_table(facts.log.evals, wanted_metrics(facts.card)).rstrip("\n"))
     else:
         lines.append("No evaluation was logged.")
     for caption, path in facts.images:

@@ -47,7 +47,7 @@ def _is_curve(family: str, name: str) -> bool:
     """Error rates and other scores get a curve; of a class report only accuracy and macro F1
     (per-class F1 has its own figure); losses and confusion matrices none."""
     if family == "classification":
-        return name.endswith("Accuracy") or name.endswith("Macro avg F1-score")
+        return name.endswith(("Accuracy", "Macro avg F1-score"))
     return family not in ("loss", "confusion")
 
 

@@ -8,6 +8,7 @@ on ``id``; the manifest path is the one recorded in metrics.json).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,13 @@ from pathlib import Path
 
 from wavtune import metrics
 from wavtune.manifest import ManifestError, Utterance, read_manifest, with_durations
-from wavtune.runinfo import RunMetrics, ScoredUtterance, prediction_splits, read_metrics, read_predictions
+from wavtune.runinfo import (
+    RunMetrics,
+    ScoredUtterance,
+    prediction_splits,
+    read_metrics,
+    read_predictions,
+)
 
 log = logging.getLogger("wavtune")
 
@@ -91,7 +98,7 @@ def duration_bucket(duration_s: float, edges: Sequence[float] = DURATION_EDGES_S
     """
     if duration_s < edges[0]:
         return f"< {edges[0]:g} s"
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         if duration_s < high:
             return f"{low:g}-{high:g} s"
     return f">= {edges[-1]:g} s"

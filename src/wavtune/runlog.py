@@ -314,7 +314,7 @@ def eval_columns(values: Mapping[str, Any]) -> list[tuple[Column, Any]]:
     show = len(heads) > 1
     entries: list[tuple[int, Column, Any]] = []
     for key, value in values.items():
-        name = key[len(EVAL_PREFIX):] if key.startswith(EVAL_PREFIX) else key
+        name = key.removeprefix(EVAL_PREFIX)
         if name in NOT_SCORES or name == "heads":
             continue
         head, rest = _split_head(name, heads)
