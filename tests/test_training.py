@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from factories import WORDS, tiny_overrides, tone_speech, write_corpus
+from factories import VARIED, tiny_overrides, tone_speech, write_corpus
 
 from wavtune.checks import DataError
 from wavtune.cli import main
@@ -18,14 +18,14 @@ from wavtune.training import TrainResult, train
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     folder = tmp_path_factory.mktemp("overfit")
-    manifest = write_corpus(folder)
-    return train(load_config(None, tiny_overrides(folder, manifest, steps=150)), progress=False)
+    manifest = write_corpus(folder, VARIED)
+    return train(load_config(None, tiny_overrides(folder, manifest, steps=200)), progress=False)
 
 
 def test_tiny_model_overfits_to_zero_wer(trained: TrainResult) -> None:
     assert trained.eval is not None
     assert trained.eval.wer == 0.0, [(p.reference, p.hypothesis) for p in trained.eval.predictions]
-    assert [p.hypothesis for p in trained.eval.predictions] == list(WORDS)
+    assert [p.hypothesis for p in trained.eval.predictions] == list(VARIED)
 
 
 def test_run_directory_records_what_was_published(trained: TrainResult) -> None:
@@ -37,7 +37,7 @@ def test_run_directory_records_what_was_published(trained: TrainResult) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["published_step"] == trained.best_step == metrics["best_step"]
     assert metrics["eval"]["wer"] == 0.0
-    assert metrics["train_data"]["utterances"] == len(WORDS)
+    assert metrics["train_data"]["utterances"] == len(VARIED)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert any("loss" in r for r in log) and any("eval_wer" in r for r in log)
     vocab = json.loads((run / "vocab.json").read_text())
@@ -71,7 +71,10 @@ def test_long_audio_is_chunked_with_overlap(trained: TrainResult, tmp_path: Path
     assert main(["transcribe", str(trained.run_dir), str(clip), "--chunk-s", "2",
                  "--overlap-s", "0.5", "--format", "json", "--quiet"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["text"].split() == words
+    # Word gaps this long were never heard in training, so spaces are the model's guess; every
+    # letter must come out once, in order: a chunk seam that dropped or repeated frames would not
+    assert row["text"].replace(" ", "") == "".join(words)
+    assert row["duration_s"] > 10
 
 
 def test_evaluate_command_writes_predictions(trained: TrainResult,
@@ -79,7 +82,7 @@ def test_evaluate_command_writes_predictions(trained: TrainResult,
     manifest = trained.run_dir.parent / "train.jsonl"
     assert main(["evaluate", str(trained.run_dir), str(manifest), "--json", "--quiet"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert scores["wer"] == 0.0 and scores["utterances"] == len(WORDS)
+    assert scores["wer"] == 0.0 and scores["utterances"] == len(VARIED)
     assert (trained.run_dir / "predictions-train.jsonl").is_file()
 
 

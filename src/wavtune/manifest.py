@@ -223,13 +223,20 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
 
 
 def with_durations(utterances: Sequence[Utterance]) -> list[Utterance]:
-    """Fill missing ``duration_s`` from audio file headers (no decoding)."""
-    from wavtune.audio import audio_info  # local: audio pulls in soundfile
+    """Fill missing ``duration_s`` from audio file headers (no decoding).
+
+    A file whose header cannot be read keeps ``None``: the data checks report it with its row.
+    """
+    from wavtune.audio import AudioError, audio_info  # local: audio pulls in soundfile
 
     out: list[Utterance] = []
     for utt in utterances:
         if utt.duration_s is None:
-            info = audio_info(utt.audio)
+            try:
+                info = audio_info(utt.audio)
+            except AudioError:
+                out.append(utt)
+                continue
             utt = replace(utt, duration_s=max(0.0, info.duration_s - utt.offset_s))
         out.append(utt)
     return out
