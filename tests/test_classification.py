@@ -170,3 +170,19 @@ def test_masked_cross_entropy_leaves_out_unlabelled_rows() -> None:
     none = masked_cross_entropy(logits.requires_grad_(), torch.full((3,), NO_LABEL))
     none.backward()
     assert none.item() == 0.0 and logits.grad is not None  # still in the graph, zero gradient
+
+
+def test_long_audio_is_classified_in_windows(classified: TrainResult) -> None:
+    import numpy as np
+
+    from wavtune.inference import Classifier, TranscribeOptions
+
+    clf = Classifier(classified.run_dir)
+    clip = tone_speech("bad", seed=2)
+    (single,) = clf.classify_array(clip, top_k=4)
+    # four copies in windows of one copy each: the mean of four identical windows
+    options = TranscribeOptions(chunk_s=len(clip) / SR, overlap_s=0.0)
+    (windows,) = clf.classify_array(np.tile(clip, 4), top_k=4, options=options)
+    assert windows.label == single.label == "b"
+    assert dict(windows.top) == pytest.approx(dict(single.top), abs=1e-5)
+    assert sum(dict(windows.top).values()) == pytest.approx(1.0, abs=1e-6)
