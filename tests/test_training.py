@@ -32,7 +32,7 @@ def test_run_directory_records_what_was_published(trained: TrainResult) -> None:
     run = trained.run_dir
     for name in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
                  "preprocessor_config.json", "wavtune.yaml", "log.jsonl", "metrics.json",
-                 "predictions-eval.jsonl"):
+                 "predictions-eval.jsonl", "README.md", "report.md", "plots/training_curves.png"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["published_step"] == trained.best_step == metrics["best_step"]

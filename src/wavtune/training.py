@@ -6,14 +6,13 @@ placement, mixed precision and DDP). Never reads argv.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -47,7 +46,10 @@ from wavtune.modeling import (
     set_encoder_frozen,
 )
 from wavtune.objective import Objective, is_better
+from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
+from wavtune.interrupts import StopFlag
 from wavtune.rundir import RunDir, prepare_run_dir
+from wavtune.runinfo import framework_versions
 from wavtune.sampling import DurationBatchSampler
 from wavtune.schedule import Schedule
 
@@ -79,31 +81,6 @@ class TrainResult:
     wall_s: float
     eval_heads: tuple[HeadEvaluation, ...] = ()  # classification heads (classify, multitask)
     test_heads: tuple[HeadEvaluation, ...] = ()
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
@@ -157,6 +134,10 @@ class Trainer:
             self.train_set.augment = Augmenter(augment, built.sample_rate, t.seed)
         self.eval_set = dataset(self.data.eval) if self.data.eval else None
         self.test_set = dataset(self.data.test) if self.data.test else None
+        # blank collapse, overfitting, non-finite losses: said when seen, recorded in the card
+        self.monitor = DiagnosticMonitor(
+            DiagnosticSettings.from_config(config, len(self.eval_set) if self.eval_set else None),
+            self.run.read_log() if resume else ())
         self.sampler = DurationBatchSampler(
             self.train_set.durations(), batch_size=t.train_batch_size,
             max_batch_seconds=t.max_batch_seconds, seed=t.seed,
@@ -225,6 +206,11 @@ class Trainer:
                         self.built.uses_attention_mask, self.config.data.num_workers,
                         progress=self.progress and self.is_main)
 
+    def _log(self, record: dict[str, Any]) -> None:
+        self.run.append_log(record)
+        for diagnosis in self.monitor.update(record, self.state.nonfinite_steps):
+            log.warning("%s", diagnosis.render())
+
     def _checkpoint(self) -> None:
         if self.is_main:
             save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state)
@@ -241,7 +227,7 @@ class Trainer:
             if is_better(value, self.state.best_metric, metric):
                 self.state = replace(self.state, best_step=self.state.step, best_metric=value)
             record["best_step"] = self.state.best_step
-            self.run.append_log(record)
+            self._log(record)
             shown = " ".join(f"{k} {v:.4f}" for k, v in result.scores().items()
                              if k in ("loss", "wer", "cer") or k.endswith("_accuracy"))
             tqdm.write(f"step {self.state.step}: eval {shown} (best {metric} "
@@ -269,7 +255,7 @@ class Trainer:
         running_loss, running_n, consecutive_bad, audio_s = 0.0, 0, 0, 0.0
         running_parts: dict[str, float] = {}  # multi-task: each head's loss
         self.model.train()
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             micro = 0
             for epoch, index, batch in self._batches():
                 if self.state.step >= self.total_steps:
@@ -278,7 +264,7 @@ class Trainer:
                 last_of_epoch = index == len(self.sampler) + self.sampler.start_batch - 1
                 micro += 1
                 sync = micro % accum == 0 or last_of_epoch
-                ctx = self.accelerator.no_sync(self.model) if not sync else _nullcontext()
+                ctx = self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext()
                 with ctx:
                     step_loss = self.objective(self.model, batch)
                     loss = step_loss.total
@@ -323,7 +309,7 @@ class Trainer:
                               "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed}
                     record.update({k: v / running_n for k, v in running_parts.items()})
                     running_parts = {}
-                    self.run.append_log(record)
+                    self._log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['learning_rate']:.2e}")
                     self._last_train_loss = running_loss / running_n
                     running_loss, running_n = 0.0, 0
@@ -364,6 +350,8 @@ class Trainer:
                 "best_step": self.state.best_step, "metric_for_best": self.config.train.metric_for_best,
                 "best_metric": self.state.best_metric, "nonfinite_steps": self.state.nonfinite_steps,
                 "train_runtime_s": round(wall_s, 1), **self.data.summary(),
+                "versions": framework_versions(), "device": str(self.accelerator.device),
+                "num_processes": self.accelerator.num_processes,
             }
             for split, result in (("eval", eval_result), ("test", test_result)):
                 if result is not None:
@@ -371,6 +359,7 @@ class Trainer:
                     for head in result.heads:
                         metrics[split].setdefault("heads", {})[head.name] = head.details()
             self.run.write_json(self.run.metrics, metrics)
+            self._write_reports()
         self.accelerator.wait_for_everyone()
         return TrainResult(self.run.root, self.state.step, published, self.state.best_step,
                            self.config.train.metric_for_best, self.state.best_metric,
@@ -380,12 +369,15 @@ class Trainer:
                            test_result.heads if test_result else ())
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
+    def _write_reports(self) -> None:
+        """Model card, plots and error report; a failure here must not lose a finished run."""
+        from wavtune.card import write_reports
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+        try:
+            write_reports(self.run.root)
+        except Exception as e:  # noqa: BLE001 - reported, and `wavtune card` rebuilds them
+            log.warning("model card not written (%s); rebuild it with: wavtune card %s", e,
+                        self.run.root)
 
 
 def train(config: Config, resume: bool = False, progress: bool = True) -> TrainResult:
