@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wavtune.config import Config, DataConfig, ModelConfig, TextConfig, TrainConfig
+from wavtune.config import CardConfig, Config, DataConfig, ModelConfig, TextConfig, TrainConfig
 from wavtune.inference import Recognizer
 from wavtune.manifest import read_manifest
 from wavtune.synth import SynthOptions, synthesize_corpus
@@ -50,6 +50,10 @@ class DemoResult:
 def demo_config(corpus: Path, run_dir: Path, options: DemoOptions) -> Config:
     """The built-in demo recipe (saved resolved as RUN/wavtune.yaml like any other run)."""
     return Config(
+        card=CardConfig(model_name="wavtune-demo-small", language=["en"],
+                        dataset_name="wavtune synth (eSpeak NG digits and commands)",
+                        description="A demo model: trained from scratch on synthetic speech, it "
+                                    "transcribes eSpeak NG digit strings and command words."),
         data=DataConfig(train=str(corpus / "train.jsonl"), eval=str(corpus / "dev.jsonl"),
                         test=str(corpus / "test.jsonl")),
         text=TextConfig(unit="char"),
