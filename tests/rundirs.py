@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-# copies of ../shared/seeds/*.txt, the Trainer-generated cards wavtune's cards are checked against
-SEEDS = Path(__file__).resolve().parent / "data" / "seed_cards"
+# the Trainer-generated seed cards wavtune's cards are checked against, read in place from
+# ../shared/seeds (shared/ is never copied into the repository)
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 HYPERPARAMETER_INTRO = "The following hyperparameters were used during training:"
 # seed table column -> logged key
 SEED_KEYS = {"Validation Loss": "eval_loss", "Wer": "eval_wer", "Cer": "eval_cer",
