@@ -341,5 +341,4 @@ def write_task_predictions(evaluation: Evaluation, path: str | Path) -> None:
             row.update({f"{head.name}_reference": p.reference, f"{head.name}_predicted": p.predicted,
                         f"{head.name}_probability": round(p.probability, 4)})
     with Path(path).open("w", encoding="utf-8") as f:
-        for row in rows.values():
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.values())

@@ -13,10 +13,10 @@ import numpy.typing as npt
 import torch
 
 from wavtune.audio import AudioError, Waveform, load_audio, normalize_waveform
+from wavtune.classification import log_softmax
 from wavtune.constants import DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S
 from wavtune.data import AudioSettings, SpeechDataset
 from wavtune.decoding import GreedyDecoder
-from wavtune.classification import log_softmax
 from wavtune.evaluation import Evaluation, iter_outputs, iter_task_outputs
 from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -31,7 +31,8 @@ class MultitaskConfig(PreTrainedConfig):
     order), ``weight`` (loss weight) and ``class_weights`` (a list, or None)."""
 
     model_type = MODEL_TYPE
-    sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
+        "encoder": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
 
     encoder: PreTrainedConfig | dict[str, Any] | None = None
     vocab_size: int = 0  # CTC outputs; 0: no CTC head (a classifier with attentive pooling)
@@ -48,7 +49,7 @@ class MultitaskConfig(PreTrainedConfig):
     @property
     def encoder_config(self) -> PreTrainedConfig:
         if not isinstance(self.encoder, PreTrainedConfig):  # __post_init__ builds it from a dict
-            raise ValueError(f"{MODEL_TYPE} config has no encoder config")
+            raise TypeError(f"{MODEL_TYPE} config has no encoder config")
         return self.encoder
 
     @property
