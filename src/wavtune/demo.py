@@ -31,11 +31,11 @@ class DemoOptions:
 
     @property
     def per_kind(self) -> int:
-        return 150 if self.quick else 400
+        return 150 if self.quick else 500
 
     @property
     def epochs(self) -> float:
-        return 40 if self.quick else 36
+        return 40
 
 
 @dataclass(frozen=True)
