@@ -241,6 +241,15 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- parser -----
+
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the subcommands that run a trained model over audio."""
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,10 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="manifest with transcripts (JSONL/CSV/TSV)")
     p.add_argument("--name", help="name for the output files (default: the manifest's stem)")
     p.add_argument("--text-column", help="transcript column (default: the run's data.text_column)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_inference_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("transcribe", help="transcribe audio files or folders with a run",
@@ -291,9 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long audio (s)")
     p.add_argument("--overlap-s", type=float, default=5.0,
                    help="context kept on each side of a window (s)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_inference_options(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("classify", help="label audio files or folders with a classification run",
@@ -308,9 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "json: one object per line")
     p.add_argument("--chunk-s", type=float, default=30.0,
                    help="longer audio is scored in windows of this length and averaged (s)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_inference_options(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("export-ctc", help="write a multi-task run's CTC branch as a plain model",
