@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from factories import tone_speech
 
-from wavtune.augment import AugmentOptions, Augmenter
+from wavtune.augment import Augmenter, AugmentOptions
 from wavtune.config import ConfigError, load_config
 from wavtune.noise import make_noise, mix_at_snr
 

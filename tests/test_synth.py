@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from wavtune.manifest import Utterance, read_manifest
+from wavtune.noise import make_noise
 from wavtune.speech_engine import (
     EngineKind,
     EspeakNotFoundError,
@@ -30,7 +31,6 @@ from wavtune.synth import (
     plan_corpus,
     synthesize_corpus,
 )
-from wavtune.noise import make_noise
 from wavtune.synth_text import COMMANDS, KINDS, PINYIN, grammar_words
 
 TINY = SynthOptions(per_kind=3, n_speakers=3, seed=7)  # 15 clips, a fraction of a second

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from wavtune.augment import Augmenter
 from wavtune.checkpoint import (
     TrainerState,
     load_checkpoint,
@@ -26,18 +27,19 @@ from wavtune.checkpoint import (
     save_checkpoint,
     save_model,
 )
+from wavtune.classification import HeadEvaluation
 from wavtune.collate import Batch, Collator
-from wavtune.augment import Augmenter
 from wavtune.config import Config, augment_options
 from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
-from wavtune.classification import HeadEvaluation
+from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.evaluation import (
     CTCEvaluation,
     Evaluation,
     evaluate,
     write_task_predictions,
 )
+from wavtune.interrupts import StopFlag
 from wavtune.modeling import (
     BuiltModel,
     build_model,
@@ -46,8 +48,6 @@ from wavtune.modeling import (
     set_encoder_frozen,
 )
 from wavtune.objective import Objective, is_better
-from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
-from wavtune.interrupts import StopFlag
 from wavtune.rundir import RunDir, prepare_run_dir
 from wavtune.runinfo import framework_versions
 from wavtune.sampling import DurationBatchSampler
