@@ -46,6 +46,13 @@ def test_pretrained_folder_gets_a_new_head_sized_to_the_vocabulary(tmp_path: Pat
     assert built.feature_extractor.sampling_rate == 16_000
 
 
+def test_gradient_checkpointing_is_switched_on() -> None:
+    built = build_ctc_model(ModelConfig(preset="tiny", gradient_checkpointing=True), VOCAB)
+    assert built.model.is_activation_checkpointing
+    out = built.model(torch.randn(2, 8000), labels=torch.tensor([[2, 3], [4, -100]]))
+    out.loss.backward()  # recomputes the encoder layers in the backward pass
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="model.name_or_path"):
         build_ctc_model(ModelConfig(name_or_path=str(tmp_path / "nothing-here")), VOCAB)

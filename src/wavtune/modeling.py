@@ -168,11 +168,7 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
             raise ModelError(f"model.arch={cfg.arch!r}: {e}") from None
         model = AutoModelForCTC.from_config(config)
         feature_extractor = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    set_encoder_frozen(model, frozen=cfg.freeze_encoder_steps > 0,
-                       freeze_feature_encoder=cfg.freeze_feature_encoder)
-    return BuiltModel(model, feature_extractor)
+    return _finish(model, feature_extractor, cfg)
 
 
 def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_encoder: bool) -> None:
@@ -229,7 +225,9 @@ def _pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
 
 def _finish(model: PreTrainedModel, fe: Wav2Vec2FeatureExtractor, cfg: ModelConfig) -> BuiltModel:
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it; the old name still works but warns
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
     set_encoder_frozen(model, frozen=cfg.freeze_encoder_steps > 0,
                        freeze_feature_encoder=cfg.freeze_feature_encoder)
     return BuiltModel(model, fe)
