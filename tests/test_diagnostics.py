@@ -134,3 +134,24 @@ def test_monitor_flags_skipped_steps_from_training_records_once() -> None:
     (found,) = monitor.update({"step": 2, "loss": 1.5, "grad_norm": 1.0}, skipped_steps=1)
     assert found.kind == "nonfinite_loss" and "1 optimizer step skipped" in found.summary
     assert monitor.update({"step": 3, "loss": 1.0, "grad_norm": 1.0}, skipped_steps=2) == []
+
+
+def test_a_real_run_stuck_on_blanks_warns_of_blank_collapse(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from factories import tiny_overrides, write_corpus
+
+    from wavtune.config import load_config
+    from wavtune.training import train
+
+    manifest = write_corpus(tmp_path, ["abc", "cab", "bad"])
+    # a learning rate too low to leave CTC's all-blank plateau within the run
+    config = load_config(None, tiny_overrides(tmp_path, manifest, steps=12)
+                         + ["train.learning_rate=2e-3", "train.warmup_steps=0",
+                            "train.eval_steps=2"])
+    with caplog.at_level(logging.WARNING, logger="wavtune"):
+        train(config, progress=False)
+    assert "blank" in caplog.text.lower()
+    assert "learning rate" in caplog.text.lower() or "learning_rate" in caplog.text
