@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavtune",
         description="Fine-tune wav2vec2-family speech encoders for CTC speech recognition, "
-                    "utterance classification and multi-task learning.",,
+                    "utterance classification and multi-task learning.",
     )
     parser.add_argument("--version", action="version", version=f"wavtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
