@@ -192,3 +192,15 @@ def test_budget_and_coverage_hold_for_random_durations(
     assert set(seen) == set(range(len(durations)))
     if replicas == 1:
         assert sorted(seen) == list(range(len(durations)))
+
+
+def test_batches_are_planned_once_per_epoch() -> None:
+    from wavtune.sampling import DurationBatchSampler
+
+    sampler = DurationBatchSampler([0.5, 1.0, 2.0, 0.7] * 50, batch_size=4, seed=1)
+    first = sampler.all_batches()
+    assert sampler.all_batches() is first  # len() at every training step must not re-plan
+    sampler.set_epoch(1)
+    assert sampler.all_batches() != first  # a new epoch is planned anew
+    sampler.set_epoch(0)
+    assert sampler.all_batches() == first  # same epoch, same plan

@@ -46,6 +46,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.epoch = 0
         self.start_batch = 0
+        self._cache: tuple[int, list[list[int]]] | None = None  # (epoch, its batches)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch = epoch
@@ -71,7 +72,15 @@ class DurationBatchSampler(Sampler[list[int]]):
         return batches
 
     def all_batches(self) -> list[list[int]]:
-        """Every batch of this epoch, for all ranks, in order."""
+        """Every batch of this epoch, for all ranks, in order (computed once per epoch: the
+        training loop asks for the length at every step)."""
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
+        batches = self._plan()
+        self._cache = (self.epoch, batches)
+        return batches
+
+    def _plan(self) -> list[list[int]]:
         n = len(self.durations)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
