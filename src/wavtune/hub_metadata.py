@@ -64,7 +64,7 @@ def model_index_results(facts: RunFacts) -> list[dict[str, Any]]:
         found = [(key, hm, finite(value)) for key, value in scores.items()
                  if (hm := _head_metric(key)) is not None and finite(value) is not None]
         heads = {head for _, (head, base), _ in found if head and base not in ERROR_RATES}
-        for key, (head, base), number in found:
+        for _key, (head, base), number in found:
             if base not in ERROR_RATES and (bool(head) != (len(heads) > 1)) and heads:
                 continue  # one head: its unprefixed scores; several: each head's own
             family = base if base in ERROR_RATES else "classification"
