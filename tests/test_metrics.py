@@ -10,14 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wavtune.bootstrap import Interval, bootstrap_accuracy_ci, bootstrap_ci
 from wavtune.metrics import (
     SCORE_UNITS,
     Averages,
     ClassScores,
     ErrorRate,
-    Interval,
-    bootstrap_accuracy_ci,
-    bootstrap_ci,
     cer,
     classification_report,
     combine,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wavtune import metrics
+from wavtune import bootstrap, metrics
 from wavtune.manifest import ManifestError, Utterance, read_manifest, with_durations
 from wavtune.runinfo import (
     RunMetrics,
@@ -43,8 +43,8 @@ class Headline:
     split: str
     utterances: int
     words: int
-    wer: metrics.Interval
-    cer: metrics.Interval | None  # None when the rows carry no character counts
+    wer: bootstrap.Interval
+    cer: bootstrap.Interval | None  # None when the rows carry no character counts
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,10 @@ class SplitAnalysis:
 def headline(split: str, rows: Sequence[ScoredUtterance], n_resamples: int = N_RESAMPLES,
              seed: int = 0) -> Headline:
     """WER/CER of ``rows`` with percentile-bootstrap intervals over utterances."""
-    wer = metrics.bootstrap_ci([(r.word_errors, r.words) for r in rows], n_resamples, CONFIDENCE,
+    wer = bootstrap.bootstrap_ci([(r.word_errors, r.words) for r in rows], n_resamples, CONFIDENCE,
                                seed)
     has_chars = any(r.chars for r in rows)
-    cer = (metrics.bootstrap_ci([(r.char_errors, r.chars) for r in rows], n_resamples, CONFIDENCE,
+    cer = (bootstrap.bootstrap_ci([(r.char_errors, r.chars) for r in rows], n_resamples, CONFIDENCE,
                                 seed) if has_chars else None)
     return Headline(split, len(rows), sum(r.words for r in rows), wer, cer)
 
@@ -189,7 +189,7 @@ def _unit_cell(unit: str) -> str:
     return "␣ (space)" if unit == " " else cell(unit)
 
 
-def interval_text(ci: metrics.Interval) -> str:
+def interval_text(ci: bootstrap.Interval) -> str:
     return f"{ci.point:.4f} [{ci.low:.4f}, {ci.high:.4f}]"
 
 
