@@ -9,7 +9,7 @@ each hook is one cheap ``os.environ`` lookup at its call site.
     default KILL), as ``kill -9`` or Ctrl-C from outside would.
 ``WAVTUNE_TEST_KILL_IN_CHECKPOINT=STEP``
     SIGKILL while step STEP's checkpoint is half written (weights written, optimizer not).
-``WAVTUNE_TEST_NONFINITE=STEPS:KIND``
+``WAVTUNE_TEST_NONFINITE=STEPS:KIND[;STEPS:KIND]``
     make the loss (KIND ``loss``) or one gradient (``grad``) NaN at the first attempt of each
     optimizer step in STEPS (comma-separated, 1-based), or at every attempt with ``all``.
 """
@@ -49,17 +49,15 @@ def in_checkpoint(step: int) -> None:
 
 
 def _poison(kind: str, step: int) -> bool:
-    spec = os.environ.get(NONFINITE)
-    if not spec:
-        return False
-    steps, _, wanted = spec.partition(":")
-    if wanted != kind:
-        return False
-    if steps == "all":
-        return True
-    if step in {int(s) for s in steps.split(",")} and (kind, step) not in _fired:
-        _fired.add((kind, step))
-        return True
+    for spec in filter(None, os.environ.get(NONFINITE, "").split(";")):
+        steps, _, wanted = spec.partition(":")
+        if wanted != kind:
+            continue
+        if steps == "all":
+            return True
+        if step in {int(s) for s in steps.split(",")} and (kind, step) not in _fired:
+            _fired.add((kind, step))
+            return True
     return False
 
 
