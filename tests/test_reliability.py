@@ -84,6 +84,8 @@ def test_every_bad_row_kind_is_dropped_and_counted_under_skip(tmp_path: Path) ->
     # unknown characters are a warning: the row is kept and the units are counted
     assert metrics["eval_data"]["utterances"] == 2
     assert metrics["eval_data"]["unknown_units"] == {"z": 1}
+    card = (result.run_dir / "README.md").read_text()  # the model card lists the dropped rows
+    assert "1 malformed line" in card and "1 ctc infeasible" in card
 
 
 def test_bad_rows_fail_fast_under_fail_with_the_line_and_the_fix(tmp_path: Path) -> None:

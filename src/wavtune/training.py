@@ -34,6 +34,7 @@ from wavtune.config import Config, augment_options
 from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
 from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
+from wavtune.divergence import GoodStep, divergence_message
 from wavtune.evaluation import (
     CTCEvaluation,
     Evaluation,
@@ -96,6 +97,13 @@ class Trainer:
         if use_cpu and precision != "no":
             log.warning("train.mixed_precision=%s needs a GPU; training in fp32 on CPU", precision)
             precision = "no"
+        elif precision == "bf16" and not torch.cuda.is_bf16_supported():
+            log.warning("train.mixed_precision=bf16: this GPU has no bf16; using fp16 with loss "
+                        "scaling instead")
+            precision = "fp16"
+        elif precision == "fp16" and torch.cuda.is_bf16_supported():
+            log.info("this GPU supports bf16, which needs no loss scaling and rarely overflows; "
+                     "consider train.mixed_precision=bf16")
         self.accelerator = Accelerator(
             cpu=use_cpu, mixed_precision=precision,
             # frozen-then-unfrozen encoders leave parameters without gradients for a while
@@ -247,22 +255,6 @@ class Trainer:
             return epoch_ended
         return self.state.step % t.eval_steps == 0
 
-    def _divergence(self, count: int, kind: str, last_good: tuple[int, float, float] | None
-                    ) -> str:
-        """The diagnosis of a run whose steps keep coming out non-finite."""
-        t = self.config.train
-        where = (f"the last finite step was {last_good[0]} (loss {last_good[1]:.4g}, learning rate "
-                 f"{last_good[2]:.3g})" if last_good else "no step in this session was finite")
-        return (f"{count} optimizer steps in a row had a non-finite {kind} (limit "
-                f"train.max_consecutive_nonfinite={t.max_consecutive_nonfinite}): training "
-                f"diverged at step {self.state.step + 1}; {where}. The weights of step "
-                f"{self.state.step} are saved in {self.run.latest_checkpoint()} and the log in "
-                f"{self.run.log}. Try: a lower train.learning_rate (now {t.learning_rate:g}) or "
-                f"more train.warmup_steps (now {t.warmup_steps}); train.max_grad_norm > 0 (now "
-                f"{t.max_grad_norm:g}); train.mixed_precision=bf16 or no instead of fp16 (now "
-                f"{t.mixed_precision}); and 'wavtune check-data' on the manifests. Resume after "
-                f"changing the config with: wavtune train {self.run.config} --resume")
-
     def _dropped_while_training(self, batch: Batch) -> None:
         """Count and log the clips of ``batch`` that failed to decode (data.on_error=skip)."""
         self.state = replace(self.state, dropped_while_training=(
@@ -274,6 +266,14 @@ class Trainer:
                        "dropped": [{"id": i, "reason": r} for i, r in batch.dropped],
                        "dropped_while_training": self.state.dropped_while_training})
 
+    def _stop(self, signum: int) -> None:
+        """SIGINT/SIGTERM arrived: checkpoint, then raise Interrupted with how to continue."""
+        self._checkpoint()
+        raise Interrupted(
+            f"stopped by signal {signum} at step {self.state.step}; checkpoint written to "
+            f"{self.run.latest_checkpoint()}. Continue with: wavtune train {self.run.config} "
+            f"--resume")
+
     def fit(self) -> TrainResult:
         """Train to ``total_steps``, evaluating and checkpointing as configured; then publish."""
         t, cfg = self.config.train, self.config
@@ -284,7 +284,7 @@ class Trainer:
         running_loss, running_n, consecutive_bad, audio_s = 0.0, 0, 0, 0.0
         running_parts: dict[str, float] = {}  # multi-task: each head's loss
         bad_loss = False  # a micro-batch of the current optimizer step had a non-finite loss
-        last_good: tuple[int, float, float] | None = None  # (step, loss, learning rate)
+        last_good: GoodStep | None = None
         self.model.train()
         with StopFlag() as stop:
             micro = 0
@@ -319,11 +319,14 @@ class Trainer:
                 grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(),
                                                              t.max_grad_norm or math.inf)
                 finite_grad = bool(torch.isfinite(torch.as_tensor(grad_norm)))
-                if not finite_grad and not bad_loss and self.accelerator.scaler is not None:
-                    # fp16 loss scaling overflowed: the scaler skips this step and lowers its scale
+                scaler = self.accelerator.scaler
+                if not finite_grad and not bad_loss and scaler is not None:
+                    # fp16 loss scaling overflowed: the scaler skips this step and halves its scale
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
-                    continue
+                    if scaler.get_scale() >= 1.0:
+                        continue  # loss scaling at work, not a fault; below 1 the grads are
+                    # non-finite without any scaling: counted below like any non-finite step
                 if bad_loss or not finite_grad:
                     kind = "loss" if bad_loss else "gradient"
                     bad_loss = False
@@ -338,7 +341,11 @@ class Trainer:
                                    "nonfinite_steps": self.state.nonfinite_steps})
                     if consecutive_bad >= t.max_consecutive_nonfinite:
                         self._checkpoint()  # the last good weights: nothing was updated since
-                        raise TrainingError(self._divergence(consecutive_bad, kind, last_good))
+                        raise TrainingError(divergence_message(
+                            t, consecutive_bad, kind, self.state.step + 1, last_good,
+                            self.run.latest_checkpoint(), self.run.log, self.run.config))
+                    if stop.signal is not None:
+                        self._stop(stop.signal)
                     continue
                 consecutive_bad = 0
                 self.optimizer.step()
@@ -348,7 +355,7 @@ class Trainer:
                                      batches_done=index + 1)
                 if self.state.step == cfg.model.freeze_encoder_steps > 0:
                     set_encoder_frozen(self.unwrapped, False, cfg.model.freeze_feature_encoder)
-                last_good = (self.state.step, loss.item(), self.scheduler.get_last_lr()[0])
+                last_good = GoodStep(self.state.step, loss.item(), self.scheduler.get_last_lr()[0])
                 bar.update(1)
                 faults.after_step(self.state.step)
                 if self.state.step % t.logging_steps == 0 and running_n and self.is_main:
@@ -367,11 +374,7 @@ class Trainer:
                 if self._due_for_eval(epoch_ended=last_of_epoch):
                     self._eval_and_checkpoint(getattr(self, "_last_train_loss", float("nan")))
                 if stop.signal is not None:
-                    self._checkpoint()
-                    raise Interrupted(
-                        f"stopped by signal {stop.signal} at step {self.state.step}; checkpoint "
-                        f"written to {self.run.latest_checkpoint()}. Continue with: wavtune train "
-                        f"{self.run.config} --resume")
+                    self._stop(stop.signal)
         bar.close()
         return self._publish(time.perf_counter() - start)
 
