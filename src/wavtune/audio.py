@@ -47,6 +47,33 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
 
 
+def wav_promised_s(path: Path, info: AudioInfo) -> float | None:
+    """Seconds a WAV's data chunk promises when the file holds fewer bytes (cut off); else None."""
+    if info.format not in ("WAV", "WAVEX") or not info.sample_rate:
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos, block_align = 12, 0
+        for _ in range(64):  # chunks before 'data'
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, csize = chunk[:4], int.from_bytes(chunk[4:], "little")
+            pos += 8
+            if cid == b"fmt ":
+                block_align = int.from_bytes(f.read(16)[12:14], "little")
+            elif cid == b"data":
+                if csize in (0, 0xFFFFFFFF) or not block_align or size - pos >= csize:
+                    return None  # streaming writers leave 0 / -1; or the data is all there
+                return csize / block_align / info.sample_rate
+            pos += csize + (csize & 1)
+            f.seek(pos)
+    return None
+
+
 def resample(wave: Waveform, orig_sr: int, target_sr: int) -> Waveform:
     """Resample a mono waveform with soxr (high quality); no-op when the rates match."""
     if orig_sr == target_sr or wave.size == 0:

@@ -11,11 +11,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 
-from wavtune.audio import AudioError, AudioInfo, audio_info, load_audio
+from wavtune.audio import AudioError, audio_info, load_audio, wav_promised_s
 from wavtune.check_report import Finding, Problem
 from wavtune.constants import SAMPLE_RATE
 from wavtune.manifest import Utterance
@@ -134,33 +133,6 @@ def _check_text(row: int, utt: Utterance, opts: CheckOptions) -> tuple[list[Find
     return findings, split_units(norm, unit)
 
 
-def _wav_promised_s(path: Path, info: AudioInfo) -> float | None:
-    """Seconds a WAV's data chunk promises when the file holds fewer bytes (cut off); else None."""
-    if info.format not in ("WAV", "WAVEX") or not info.sample_rate:
-        return None
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        pos, block_align = 12, 0
-        for _ in range(64):  # chunks before 'data'
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            cid, csize = chunk[:4], int.from_bytes(chunk[4:], "little")
-            pos += 8
-            if cid == b"fmt ":
-                block_align = int.from_bytes(f.read(16)[12:14], "little")
-            elif cid == b"data":
-                if csize in (0, 0xFFFFFFFF) or not block_align or size - pos >= csize:
-                    return None  # streaming writers leave 0 / -1; or the data is all there
-                return csize / block_align / info.sample_rate
-            pos += csize + (csize & 1)
-            f.seek(pos)
-    return None
-
-
 def _check_audio(row: int, utt: Utterance, opts: CheckOptions) -> RowFacts:
     """Header, then (with ``opts.decode``) the samples of the row's segment."""
     def finding(problem: Problem, detail: str) -> Finding:
@@ -173,7 +145,7 @@ def _check_audio(row: int, utt: Utterance, opts: CheckOptions) -> RowFacts:
         return RowFacts((finding(Problem.UNREADABLE, f"{path} is not a file"),))
     try:
         info = audio_info(path)
-        promised_s = _wav_promised_s(path, info)
+        promised_s = wav_promised_s(path, info)
     except (AudioError, OSError) as e:
         return RowFacts((finding(Problem.UNREADABLE, str(e)),))
 

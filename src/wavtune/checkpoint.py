@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import random
 import shutil
@@ -14,7 +16,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from wavtune.rundir import COMPLETE_MARKER, RunDir
+from wavtune import faults
+from wavtune.rundir import COMPLETE_MARKER, RunDir, RunError
+
+log = logging.getLogger("wavtune")
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -30,6 +35,7 @@ class TrainerState:
     best_step: int | None = None
     best_metric: float | None = None
     nonfinite_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradient
+    dropped_while_training: int = 0  # clips that failed to decode mid-run (data.on_error=skip)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -61,6 +67,10 @@ def save_model(model: PreTrainedModel, directory: str | Path) -> None:
             hf_logging.enable_progress_bar()
 
 
+class CheckpointError(RunError):
+    """A checkpoint cannot be written (disk full, ...) or read; the message names the folder."""
+
+
 def save_checkpoint(
     run: RunDir,
     model: PreTrainedModel,
@@ -68,27 +78,105 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainerState,
 ) -> Path:
-    """Write model weights (safetensors), optimizer/scheduler/RNG states and ``state``."""
+    """Write model weights (safetensors), optimizer/scheduler/RNG states and ``state``.
+
+    Everything goes to ``.tmp-step-N`` first, then one rename makes it ``step-N``: a kill at any
+    point leaves the previous checkpoints as they were. A failed write (a full disk) removes the
+    temporary folder and raises CheckpointError.
+    """
     final = run.checkpoint(state.step)
     tmp = final.with_name(f".tmp-{final.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_model(model, tmp)
-    tensors = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    torch.save(tensors, tmp / OPTIMIZER_FILE)
-    payload = {"state": asdict(state), "rng": _rng_state()}
-    (tmp / STATE_FILE).write_text(json.dumps(payload), encoding="utf-8")
-    (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_model(model, tmp)
+        faults.in_checkpoint(state.step)
+        tensors = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        torch.save(tensors, tmp / OPTIMIZER_FILE)
+        payload = {"state": asdict(state), "rng": _rng_state()}
+        (tmp / STATE_FILE).write_text(json.dumps(payload), encoding="utf-8")
+        (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(_write_failure(run, final, e)) from None
+    old = final.with_name(f".old-{final.name}")
+    if final.exists():  # rewriting a step (e.g. a stop right after an eval): keep it until replaced
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
     os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _write_failure(run: RunDir, final: Path, error: OSError) -> str:
+    latest = run.latest_checkpoint()
+    kept = (f"the last good checkpoint {latest} is intact" if latest else
+            "there is no earlier checkpoint")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(run.root).free / 2**30
+        return (f"{final}: the disk is full ({error.strerror}; {free:.2f} GiB free on the disk of "
+                f"{run.root}); the partial checkpoint was removed and {kept}. Free space there, "
+                f"lower train.save_total_limit or choose a train.output_dir on a larger disk, then "
+                f"continue with: wavtune train {run.config} --resume")
+    return (f"{final}: cannot write the checkpoint ({error}); the partial checkpoint was removed "
+            f"and {kept}")
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What is missing from checkpoint folder ``path``, or None when every file is there."""
+    if not (path / COMPLETE_MARKER).is_file():
+        return f"no {COMPLETE_MARKER} marker (the write never finished)"
+    missing = [name for name in (STATE_FILE, OPTIMIZER_FILE) if not (path / name).is_file()]
+    if not any(path.glob("*.safetensors")):
+        missing.append("model weights (*.safetensors)")
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+def resume_checkpoint(
+    run: RunDir,
+    model: PreTrainedModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[Path, TrainerState] | None:
+    """Load the newest checkpoint of ``run`` that is whole; a corrupt one is reported (logged
+    with its folder and what is wrong) and the one before it used. None: nothing to resume."""
+    _tidy(run)
+    for path in reversed(run.complete_checkpoints()):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            try:
+                return path, load_checkpoint(path, model, optimizer, scheduler)
+            except CheckpointError:
+                raise  # the checkpoint is whole but belongs to another model: do not guess
+            except Exception as e:  # noqa: BLE001 - any unreadable file: fall back to the previous
+                problem = f"cannot be read ({type(e).__name__}: {e})"
+        log.warning("checkpoint %s is corrupt or partial: %s; trying the previous one", path,
+                    problem)
+    if run.checkpoints.is_dir():
+        log.warning("%s: no usable checkpoint; training starts from step 0", run.checkpoints)
+    return None
+
+
+def _tidy(run: RunDir) -> None:
+    """Undo what a kill during :func:`save_checkpoint` left: temporary folders are deleted, a
+    checkpoint moved aside to be replaced is put back when its replacement never arrived."""
+    if not run.checkpoints.is_dir():
+        return
+    for path in run.checkpoints.glob(".old-step-*"):
+        final = path.with_name(path.name.removeprefix(".old-"))
+        if final.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.replace(path, final)
+    for path in run.checkpoints.glob(".tmp-step-*"):
+        log.info("removing %s, a checkpoint whose write was interrupted", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def load_checkpoint(
@@ -105,7 +193,7 @@ def load_checkpoint(
         weights.update(load_file(str(shard)))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if "masked_spec_embed" not in k]:
-        raise ValueError(f"{path}: checkpoint does not match the model (missing {missing[:3]}, "
+        raise CheckpointError(f"{path}: checkpoint does not match the model (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}); was the config changed since?")
     tensors = torch.load(path / OPTIMIZER_FILE, weights_only=True, map_location="cpu")
     optimizer.load_state_dict(tensors["optimizer"])

@@ -177,7 +177,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
             config = load_run_config(args.vocab)
             normalizer = config.text.normalizer()
             text_column = text_column or config.data.text_column
-    utts = read_manifest(args.manifest, unique_ids=False)
+    utts = read_manifest(args.manifest, unique_ids=False, allow_outside=not args.strict_paths)
     options = CheckOptions(need_text=not args.no_text, normalizer=normalizer, vocab=vocab,
                            decode=not args.header_only, text_column=text_column or "text")
     report = check_utterances(utts, options, progress=not args.quiet)
@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--max-rows", type=int, default=20, help="rows listed per problem (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--strict-paths", action="store_true",
+                   help="reject audio paths outside the manifest's folder tree")
     p.set_defaults(func=cmd_check_data)
 
     p = sub.add_parser("synth", help="synthesise a labelled spoken corpus offline (eSpeak NG)",

@@ -21,6 +21,7 @@ class Batch:
     attention_mask: torch.Tensor  # [batch, samples] int64, 1 on real samples
     labels: torch.Tensor | None  # [batch, max_label_len] int64, IGNORE_INDEX-padded
     class_labels: torch.Tensor | None = None  # [batch, heads] int64, IGNORE_INDEX: no label
+    dropped: tuple[tuple[str, str], ...] = ()  # (id, reason) of clips that failed to decode
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
@@ -29,6 +30,7 @@ class Batch:
             self.attention_mask.to(device),
             None if self.labels is None else self.labels.to(device),
             None if self.class_labels is None else self.class_labels.to(device),
+            self.dropped,
         )
 
     def model_inputs(self, use_attention_mask: bool, with_labels: bool = True) -> dict[str, torch.Tensor]:

@@ -47,6 +47,7 @@ class DataConfig:
     min_duration_s: float = 0.0
     max_duration_s: float = 0.0  # 0: no limit
     num_workers: int = 0  # DataLoader worker processes
+    allow_outside_paths: bool = True  # false: audio must lie in the manifest's folder tree
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     ctc_zero_infinity: bool = True
     ctc_loss_reduction: Literal["mean", "sum"] = "mean"
+    allow_pickle_weights: bool = False  # true: also load *.bin (pickle) weights; trusted files only
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ class TrainConfig:
     save_total_limit: int = 2  # checkpoints kept besides the best one
     metric_for_best: str = C.DEFAULT_METRIC  # wer, cer, loss; accuracy, macro_f1, speaker_accuracy...
     max_grad_norm: float = C.DEFAULT_MAX_GRAD_NORM
+    # stop with a diagnosis after this many optimizer steps in a row skipped for NaN/inf
+    max_consecutive_nonfinite: int = C.DEFAULT_MAX_CONSECUTIVE_NONFINITE
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -329,6 +333,8 @@ def validate(config: Config) -> Config:
         (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),
         (t.save_total_limit >= 1, f"train.save_total_limit: must be >= 1, got {t.save_total_limit}"),
         (t.max_grad_norm >= 0, "train.max_grad_norm: must be >= 0 (0 disables clipping)"),
+        (t.max_consecutive_nonfinite >= 1,
+         f"train.max_consecutive_nonfinite: must be >= 1, got {t.max_consecutive_nonfinite}"),
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (not (config.data.eval and config.data.eval_from_train),

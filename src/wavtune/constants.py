@@ -19,7 +19,8 @@ DEFAULT_SEED = 42
 DEFAULT_ADAM_BETAS = (0.9, 0.999)
 DEFAULT_ADAM_EPSILON = 1e-8
 DEFAULT_WARMUP_STEPS = 500
-DEFAULT_MAX_GRAD_NORM = 1.0
+DEFAULT_MAX_GRAD_NORM = 1.0  # gradient clipping is on by default
+DEFAULT_MAX_CONSECUTIVE_NONFINITE = 10  # skipped NaN/inf steps in a row before a run stops
 DEFAULT_METRIC = "wer"
 
 # Long-audio inference: chunk length and the overlap kept on each side (seconds).

@@ -14,7 +14,13 @@ from wavtune.check_rows import CheckOptions, conv_geometry
 from wavtune.checks import check_utterances, require_clean
 from wavtune.config import Config
 from wavtune.labels import LabelSet, build_label_set, check_labels, label_counts
-from wavtune.manifest import ManifestError, Utterance, read_manifest, with_durations
+from wavtune.manifest import (
+    ManifestError,
+    Utterance,
+    read_manifest,
+    read_manifest_skipping,
+    with_durations,
+)
 from wavtune.rundir import RunDir
 from wavtune.tasks import has_ctc_head
 from wavtune.vocab import Vocabulary
@@ -35,6 +41,7 @@ class PreparedData:
     vocab: Vocabulary | None
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> problem -> rows
     label_sets: tuple[LabelSet, ...] = ()
+    malformed: dict[str, int] = field(default_factory=dict)  # split -> manifest lines left out
 
     def split(self, name: str) -> tuple[Utterance, ...]:
         utts: tuple[Utterance, ...] = getattr(self, name)
@@ -63,6 +70,8 @@ class PreparedData:
         dropped: dict[str, dict[str, int]] = {}
         for name in SPLITS:
             utts = self.split(name)
+            if self.malformed.get(name):
+                dropped[name] = {"malformed_line": self.malformed[name]}
             if not utts:
                 kept[name] = ()
                 continue
@@ -76,7 +85,7 @@ class PreparedData:
                     if f.fatal and f.row in bad:
                         worst[f.problem.value] += 1
                         bad.discard(f.row)
-                dropped[name] = dict(worst)
+                dropped[name] = {**dropped.get(name, {}), **worst}
         label_sets = _label_sets(self.config, kept["train"], kept["eval"], kept["test"])
         return replace(self, train=kept["train"], eval=kept["eval"], test=kept["test"],
                        dropped=dropped, label_sets=label_sets)
@@ -132,11 +141,22 @@ def hold_out(utts: Sequence[Utterance], fraction: float, seed: int
     return train, tuple(u for i, u in enumerate(utts) if i in chosen)
 
 
-def _read(path: str, name: str) -> tuple[Utterance, ...]:
+def _read(config: Config, name: str) -> tuple[tuple[Utterance, ...], int]:
+    """The rows of split ``name``'s manifest and how many malformed lines were left out (only
+    with data.on_error=skip; with fail the first one raises ManifestError naming its line)."""
+    data = config.data
+    path = getattr(data, name)
     if not path:
-        return ()
+        return (), 0
     try:
-        return tuple(with_durations(read_manifest(path)))
+        if data.on_error == "skip":  # duplicate ids pass here; the data checks drop and count them
+            utts, errors = read_manifest_skipping(path, data.allow_outside_paths)
+            for message in errors:
+                log.warning("data.%s: skipped a malformed line (data.on_error=skip): %s", name,
+                            message)
+        else:
+            utts, errors = read_manifest(path, allow_outside=data.allow_outside_paths), []
+        return tuple(with_durations(utts)), len(errors)
     except ManifestError as e:
         raise ManifestError(f"data.{name}: {e}") from None
 
@@ -147,7 +167,9 @@ def prepare_data(config: Config, run: RunDir | None = None, progress: bool = Tru
     if not data.train:
         raise ManifestError("data.train: no training manifest given; set it in the config or with "
                             "--set data.train=PATH")
-    splits = {name: _read(getattr(data, name), name) for name in SPLITS}
+    read = {name: _read(config, name) for name in SPLITS}
+    splits = {name: utts for name, (utts, _) in read.items()}
+    malformed = {name: n for name, (_, n) in read.items() if n}
     if data.eval_from_train > 0:
         splits["train"], splits["eval"] = hold_out(splits["train"], data.eval_from_train,
                                                    config.train.seed)
@@ -158,7 +180,7 @@ def prepare_data(config: Config, run: RunDir | None = None, progress: bool = Tru
         vocab = Vocabulary.build(texts, config.text.unit)
     label_sets = _label_sets(config, splits["train"], splits["eval"], splits["test"])
     prepared = PreparedData(config, splits["train"], splits["eval"], splits["test"], vocab,
-                            label_sets=label_sets)
+                            label_sets=label_sets, malformed=malformed)
     for name in ("eval", "test"):
         unknown = prepared.unknown_units(name)
         if unknown:

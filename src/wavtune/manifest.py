@@ -103,9 +103,12 @@ def row_to_utterance(row: Mapping[str, Any], path: Path, line: int) -> Utterance
     )
 
 
-def _iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _iter_rows(path: Path, skip_bad: bool = False, errors: list[str] | None = None
+               ) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """The rows of ``path`` with their line numbers; with ``skip_bad``, a line that is not a row
+    is left out and its message appended to ``errors``."""
     try:
-        yield from _iter_rows_utf8(path)
+        yield from _iter_rows_utf8(path, skip_bad, errors if errors is not None else [])
     except UnicodeDecodeError as e:
         raise ManifestError(
             f"{path}: not UTF-8 text ({e.reason} at a byte {e.object[e.start:e.start + 1]!r}); "
@@ -113,7 +116,13 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         ) from None
 
 
-def _iter_rows_utf8(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _iter_rows_utf8(path: Path, skip_bad: bool, errors: list[str]
+                    ) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    def bad(message: str) -> None:
+        if not skip_bad:
+            raise ManifestError(message)
+        errors.append(message)
+
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         with path.open(encoding="utf-8-sig") as f:  # -sig: a byte order mark is not part of row 1
@@ -123,26 +132,23 @@ def _iter_rows_utf8(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ManifestError(
-                        f"{_where(path, line_no)}: not valid JSON ({e.msg} at column {e.colno}); each "
-                        f"line must be one JSON object such as "
-                        f'{{"id": "a1", "audio": "a1.wav", "text": "hello"}}'
-                    ) from None
+                    bad(f"{_where(path, line_no)}: not valid JSON ({e.msg} at column {e.colno}); "
+                        f"each line must be one JSON object such as "
+                        f'{{"id": "a1", "audio": "a1.wav", "text": "hello"}}')
+                    continue
                 if not isinstance(row, dict):
-                    raise ManifestError(
-                        f"{_where(path, line_no)}: a JSON {type(row).__name__} where a JSON object "
-                        f"(one utterance) was expected"
-                    )
+                    bad(f"{_where(path, line_no)}: a JSON {type(row).__name__} where a JSON object "
+                        f"(one utterance) was expected")
+                    continue
                 yield line_no, row
     elif suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             for row in reader:
                 if None in row:  # more cells than header columns
-                    raise ManifestError(
-                        f"{_where(path, reader.line_num)}: more cells than the header has columns; "
-                        f"quote cells that contain the delimiter"
-                    )
+                    bad(f"{_where(path, reader.line_num)}: more cells than the header has columns; "
+                        f"quote cells that contain the delimiter")
+                    continue
                 yield reader.line_num, row
     else:
         raise ManifestError(
@@ -150,18 +156,45 @@ def _iter_rows_utf8(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         )
 
 
-def read_manifest(path: str | Path, unique_ids: bool = True) -> list[Utterance]:
+def read_manifest(path: str | Path, unique_ids: bool = True,
+                  allow_outside: bool = True) -> list[Utterance]:
     """Read every row of a manifest; raise ManifestError naming the line of the first bad row.
 
     ``unique_ids=False`` lets duplicate ids through (``check-data`` reports them all at once).
+    ``allow_outside=False`` rejects audio paths outside the manifest's folder tree.
     """
-    path = Path(path)
+    return _read_rows(Path(path), unique_ids, allow_outside, skip_bad=False)[0]
+
+
+def read_manifest_skipping(path: str | Path, allow_outside: bool = True
+                           ) -> tuple[list[Utterance], list[str]]:
+    """Like :func:`read_manifest`, but a malformed line (bad JSON, wrong types, missing fields, a
+    path outside the tree) is left out: returns the rows read and one message per line left out.
+    Duplicate ids are let through for the data checks to count."""
+    return _read_rows(Path(path), False, allow_outside, skip_bad=True)
+
+
+def _read_rows(path: Path, unique_ids: bool, allow_outside: bool, skip_bad: bool
+               ) -> tuple[list[Utterance], list[str]]:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; check the path in your config or command")
     utterances: list[Utterance] = []
+    errors: list[str] = []
     first_line: dict[str, int] = {}
-    for line_no, row in _iter_rows(path):
-        utt = row_to_utterance(row, path, line_no)
+    tree = path.parent.resolve()
+    for line_no, row in _iter_rows(path, skip_bad, errors):
+        try:
+            utt = row_to_utterance(row, path, line_no)
+            if not allow_outside and not utt.audio.is_relative_to(tree):
+                raise ManifestError(
+                    f"{_where(path, line_no)}: audio {utt.audio} lies outside the manifest's folder "
+                    f"{tree}, which data.allow_outside_paths=false (or --strict-paths) forbids; move "
+                    f"the file below that folder or allow outside paths")
+        except ManifestError as e:
+            if not skip_bad:
+                raise
+            errors.append(str(e))
+            continue
         if unique_ids and utt.id in first_line:
             raise ManifestError(
                 f"{_where(path, line_no)}: duplicate id '{utt.id}' (first at line "
@@ -170,8 +203,9 @@ def read_manifest(path: str | Path, unique_ids: bool = True) -> list[Utterance]:
         first_line.setdefault(utt.id, line_no)
         utterances.append(utt)
     if not utterances:
-        raise ManifestError(f"{path}: the manifest has no rows")
-    return utterances
+        raise ManifestError(f"{path}: the manifest has no rows"
+                            + (f" that can be read; the first error: {errors[0]}" if errors else ""))
+    return utterances, errors
 
 
 def utterance_to_row(utt: Utterance, base: Path | None = None) -> dict[str, Any]:
@@ -225,16 +259,20 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
 def with_durations(utterances: Sequence[Utterance]) -> list[Utterance]:
     """Fill missing ``duration_s`` from audio file headers (no decoding).
 
-    A file whose header cannot be read keeps ``None``: the data checks report it with its row.
+    A file whose header cannot be read, or a WAV cut off before the length its header promises,
+    keeps ``None``: the data checks then report it (unreadable, truncated) with its row.
     """
-    from wavtune.audio import AudioError, audio_info  # local: audio pulls in soundfile
+    from wavtune.audio import AudioError, audio_info, wav_promised_s  # local: soundfile
 
     out: list[Utterance] = []
     for utt in utterances:
         if utt.duration_s is None:
             try:
                 info = audio_info(utt.audio)
-            except AudioError:
+                truncated = wav_promised_s(utt.audio, info) is not None
+            except (AudioError, OSError):
+                truncated = True
+            if truncated:
                 out.append(utt)
                 continue
             utt = replace(utt, duration_s=max(0.0, info.duration_s - utt.offset_s))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -145,13 +146,11 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
     if cfg.name_or_path:
         try:
             model = AutoModelForCTC.from_pretrained(
-                cfg.name_or_path, **head, **cfg.overrides, ignore_mismatched_sizes=True
+                cfg.name_or_path, **head, **cfg.overrides, ignore_mismatched_sizes=True,
+                **weight_format(cfg),
             )
         except OSError as e:
-            raise ModelError(
-                f"model.name_or_path={cfg.name_or_path!r}: cannot load it ({e}). Give a local folder "
-                f"with config.json and weights, or a Hub id that is in your cache when offline."
-            ) from None
+            raise _cannot_load(cfg, e) from None
         try:
             feature_extractor = AutoFeatureExtractor.from_pretrained(cfg.name_or_path)
         except OSError:  # some encoder-only checkpoints ship no preprocessor_config.json
@@ -208,10 +207,25 @@ def _random_init_config(cfg: ModelConfig, fields: dict[str, Any]) -> PretrainedC
         raise ModelError(f"model.arch={cfg.arch!r}: {e}") from None
 
 
+def weight_format(cfg: ModelConfig) -> dict[str, Any]:
+    """``from_pretrained`` keywords: safetensors only, unless the config opts in to pickle
+    (``model.allow_pickle_weights``, for checkpoints you trust); remote code never runs."""
+    return {"use_safetensors": None if cfg.allow_pickle_weights else True,
+            "trust_remote_code": False}
+
+
 def _cannot_load(cfg: ModelConfig, error: Exception) -> ModelError:
+    folder = Path(cfg.name_or_path)
+    if (not cfg.allow_pickle_weights and folder.is_dir() and not any(folder.glob("*.safetensors"))
+            and any(folder.glob("*.bin"))):
+        return ModelError(
+            f"model.name_or_path={cfg.name_or_path!r}: the folder holds only pickle weights (*.bin), "
+            f"which can run code when loaded; wavtune loads safetensors only. Convert them (load "
+            f"and save_pretrained(..., safe_serialization=True)) or, for a checkpoint you trust, "
+            f"set model.allow_pickle_weights=true")
     return ModelError(
         f"model.name_or_path={cfg.name_or_path!r}: cannot load it ({error}). Give a local folder "
-        f"with config.json and weights, or a Hub id that is in your cache when offline.")
+        f"with config.json and safetensors weights, or a Hub id that is in your cache when offline.")
 
 
 def _pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
@@ -243,7 +257,8 @@ def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> 
     try:
         if cfg.name_or_path:
             model = AutoModelForAudioClassification.from_pretrained(
-                cfg.name_or_path, **fields, **cfg.overrides, ignore_mismatched_sizes=True)
+                cfg.name_or_path, **fields, **cfg.overrides, ignore_mismatched_sizes=True,
+                **weight_format(cfg))
             fe = _pretrained_feature_extractor(cfg, model.config)
         else:
             config = _random_init_config(cfg, fields)
@@ -268,7 +283,8 @@ def build_multitask_model(cfg: ModelConfig, heads: HeadsConfig, vocab: Vocabular
         if cfg.name_or_path:
             enc_config = AutoConfig.from_pretrained(cfg.name_or_path, **_optional_fields(cfg),
                                                     **cfg.overrides)
-            encoder = AutoModel.from_pretrained(cfg.name_or_path, config=enc_config)
+            encoder = AutoModel.from_pretrained(cfg.name_or_path, config=enc_config,
+                                                **weight_format(cfg))
         else:
             enc_config = _random_init_config(cfg, _optional_fields(cfg))
     except OSError as e:

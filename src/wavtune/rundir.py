@@ -100,12 +100,31 @@ def prepare_run_dir(root: str | Path, config: Config, resume: bool) -> RunDir:
                 f"{run.root}: output directory exists and is not empty. Resume it with --resume, "
                 f"choose another train.output_dir, or pass --overwrite to delete it."
             )
+        _check_deletable(run, config)
         shutil.rmtree(run.root)
     if resume and not run.root.is_dir():
         raise RunError(f"{run.root}: nothing to resume (no such run directory)")
     run.root.mkdir(parents=True, exist_ok=True)
     dump_config(config, run.config)
     return run
+
+
+def _check_deletable(run: RunDir, config: Config) -> None:
+    """--overwrite deletes a previous wavtune run, never a folder that holds anything else."""
+    root = run.root.resolve()
+    if root == Path.cwd().resolve() or root in Path.cwd().resolve().parents:
+        raise RunError(f"{run.root}: --overwrite would delete the working directory or a folder "
+                       f"above it; choose a dedicated train.output_dir")
+    if not run.config.is_file():
+        raise RunError(f"{run.root}: --overwrite refuses to delete it: it is not a wavtune run "
+                       f"directory (no {CONFIG_FILE}). Choose another train.output_dir, or delete "
+                       f"it yourself if you are sure")
+    for key in ("train", "eval", "test"):
+        manifest = getattr(config.data, key)
+        if manifest and Path(manifest).resolve().is_relative_to(root):
+            raise RunError(f"{run.root}: --overwrite refuses to delete it: it holds data.{key} "
+                           f"({manifest}), which this run trains on. Choose another "
+                           f"train.output_dir")
 
 
 def load_run_config(root: str | Path) -> Config:

@@ -19,11 +19,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from wavtune import faults
 from wavtune.augment import Augmenter
 from wavtune.checkpoint import (
     TrainerState,
-    load_checkpoint,
     prune_checkpoints,
+    resume_checkpoint,
     save_checkpoint,
     save_model,
 )
@@ -33,6 +34,7 @@ from wavtune.config import Config, augment_options
 from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
 from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
+from wavtune.divergence import GoodStep, divergence_message
 from wavtune.evaluation import (
     CTCEvaluation,
     Evaluation,
@@ -52,11 +54,9 @@ from wavtune.rundir import RunDir, prepare_run_dir
 from wavtune.runinfo import framework_versions
 from wavtune.sampling import DurationBatchSampler
 from wavtune.schedule import Schedule
+from wavtune.skipping import Failed, SkippingCollator, SkippingDataset
 
 log = logging.getLogger("wavtune")
-
-MAX_CONSECUTIVE_NONFINITE = 10  # stop after this many skipped steps in a row: the run is diverging
-
 
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what to change."""
@@ -97,6 +97,13 @@ class Trainer:
         if use_cpu and precision != "no":
             log.warning("train.mixed_precision=%s needs a GPU; training in fp32 on CPU", precision)
             precision = "no"
+        elif precision == "bf16" and not torch.cuda.is_bf16_supported():
+            log.warning("train.mixed_precision=bf16: this GPU has no bf16; using fp16 with loss "
+                        "scaling instead")
+            precision = "fp16"
+        elif precision == "fp16" and torch.cuda.is_bf16_supported():
+            log.info("this GPU supports bf16, which needs no loss scaling and rarely overflows; "
+                     "consider train.mixed_precision=bf16")
         self.accelerator = Accelerator(
             cpu=use_cpu, mixed_precision=precision,
             # frozen-then-unfrozen encoders leave parameters without gradients for a while
@@ -143,8 +150,10 @@ class Trainer:
             max_batch_seconds=t.max_batch_seconds, seed=t.seed,
             num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index,
         )
-        self.loader: DataLoader[Example] = DataLoader(
-            self.train_set, batch_sampler=self.sampler, collate_fn=Collator(),
+        self.loader: DataLoader[Example | Failed] = DataLoader(
+            # a clip that fails to decode mid-run is skipped or fatal, as data.on_error says
+            SkippingDataset(self.train_set, config.data.on_error), batch_sampler=self.sampler,
+            collate_fn=SkippingCollator(Collator()),
             # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
             num_workers=config.data.num_workers, persistent_workers=False,
             # its own generator: starting an epoch must not draw from the global RNG, or a run
@@ -170,9 +179,10 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             model, optimizer, scheduler)
         self.state = TrainerState()
-        latest = self.run.latest_checkpoint() if resume else None
-        if latest is not None:
-            self.state = load_checkpoint(latest, self.unwrapped, self.optimizer, self.scheduler)
+        found = (resume_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler)
+                 if resume else None)
+        if found is not None:
+            latest, self.state = found
             log.info("resumed from %s (step %d)", latest, self.state.step)
         if self.state.step >= config.model.freeze_encoder_steps:
             set_encoder_frozen(self.unwrapped, False, config.model.freeze_feature_encoder)
@@ -245,6 +255,25 @@ class Trainer:
             return epoch_ended
         return self.state.step % t.eval_steps == 0
 
+    def _dropped_while_training(self, batch: Batch) -> None:
+        """Count and log the clips of ``batch`` that failed to decode (data.on_error=skip)."""
+        self.state = replace(self.state, dropped_while_training=(
+            self.state.dropped_while_training + len(batch.dropped)))
+        for utt_id, reason in batch.dropped:
+            log.warning("skipped utterance %r: %s (data.on_error=skip)", utt_id, reason)
+        if self.is_main:
+            self._log({"step": self.state.step, "epoch": self._epoch_float(),
+                       "dropped": [{"id": i, "reason": r} for i, r in batch.dropped],
+                       "dropped_while_training": self.state.dropped_while_training})
+
+    def _stop(self, signum: int) -> None:
+        """SIGINT/SIGTERM arrived: checkpoint, then raise Interrupted with how to continue."""
+        self._checkpoint()
+        raise Interrupted(
+            f"stopped by signal {signum} at step {self.state.step}; checkpoint written to "
+            f"{self.run.latest_checkpoint()}. Continue with: wavtune train {self.run.config} "
+            f"--resume")
+
     def fit(self) -> TrainResult:
         """Train to ``total_steps``, evaluating and checkpointing as configured; then publish."""
         t, cfg = self.config.train, self.config
@@ -254,12 +283,18 @@ class Trainer:
                    disable=not (self.progress and self.is_main), dynamic_ncols=True)
         running_loss, running_n, consecutive_bad, audio_s = 0.0, 0, 0, 0.0
         running_parts: dict[str, float] = {}  # multi-task: each head's loss
+        bad_loss = False  # a micro-batch of the current optimizer step had a non-finite loss
+        last_good: GoodStep | None = None
         self.model.train()
         with StopFlag() as stop:
             micro = 0
             for epoch, index, batch in self._batches():
                 if self.state.step >= self.total_steps:
                     break
+                if batch.dropped:
+                    self._dropped_while_training(batch)
+                    if not batch.ids:  # every clip of the batch failed to decode
+                        continue
                 batch = batch.to(self.accelerator.device)
                 last_of_epoch = index == len(self.sampler) + self.sampler.start_batch - 1
                 micro += 1
@@ -267,30 +302,50 @@ class Trainer:
                 ctx = self.accelerator.no_sync(self.model) if not sync else contextlib.nullcontext()
                 with ctx:
                     step_loss = self.objective(self.model, batch)
-                    loss = step_loss.total
+                    loss = faults.loss(step_loss.total, self.state.step + 1)
                     if torch.isfinite(loss):
                         self.accelerator.backward(loss / accum)
                         running_loss, running_n = running_loss + loss.item(), running_n + 1
                         for name, part in step_loss.parts.items():
                             running_parts[name] = running_parts.get(name, 0.0) + part.item()
+                    else:
+                        bad_loss = True
                     audio_s += batch.num_samples / self.built.sample_rate
                 if not sync:
                     continue
                 micro = 0
-                grad_norm = (self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
-                             if t.max_grad_norm > 0 else torch.tensor(0.0))
-                if not torch.isfinite(loss) or not torch.isfinite(torch.as_tensor(grad_norm)):
+                faults.gradients(self.model, self.state.step + 1)
+                # max_grad_norm 0: no clipping, but the norm is still measured (non-finite check)
+                grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(),
+                                                             t.max_grad_norm or math.inf)
+                finite_grad = bool(torch.isfinite(torch.as_tensor(grad_norm)))
+                scaler = self.accelerator.scaler
+                if not finite_grad and not bad_loss and scaler is not None:
+                    # fp16 loss scaling overflowed: the scaler skips this step and halves its scale
+                    self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
+                    if scaler.get_scale() >= 1.0:
+                        continue  # loss scaling at work, not a fault; below 1 the grads are
+                    # non-finite without any scaling: counted below like any non-finite step
+                if bad_loss or not finite_grad:
+                    kind = "loss" if bad_loss else "gradient"
+                    bad_loss = False
+                    self.optimizer.zero_grad(set_to_none=True)  # no update: weights, moments, LR
                     consecutive_bad += 1
                     self.state = replace(self.state, nonfinite_steps=self.state.nonfinite_steps + 1)
-                    log.warning("step %d: non-finite loss or gradient; step skipped", self.state.step)
-                    if consecutive_bad >= MAX_CONSECUTIVE_NONFINITE:
-                        self._checkpoint()
-                        raise TrainingError(
-                            f"{consecutive_bad} optimizer steps in a row had a non-finite loss or "
-                            f"gradient: training diverged. Lower train.learning_rate, raise "
-                            f"train.warmup_steps, keep train.max_grad_norm > 0, or check the data "
-                            f"with 'wavtune check-data'.")
+                    log.warning("step %d: non-finite %s; step skipped (%d skipped so far)",
+                                self.state.step + 1, kind, self.state.nonfinite_steps)
+                    if self.is_main:
+                        self._log({"step": self.state.step, "epoch": self._epoch_float(),
+                                   "skipped_nonfinite": kind,
+                                   "nonfinite_steps": self.state.nonfinite_steps})
+                    if consecutive_bad >= t.max_consecutive_nonfinite:
+                        self._checkpoint()  # the last good weights: nothing was updated since
+                        raise TrainingError(divergence_message(
+                            t, consecutive_bad, kind, self.state.step + 1, last_good,
+                            self.run.latest_checkpoint(), self.run.log, self.run.config))
+                    if stop.signal is not None:
+                        self._stop(stop.signal)
                     continue
                 consecutive_bad = 0
                 self.optimizer.step()
@@ -300,13 +355,16 @@ class Trainer:
                                      batches_done=index + 1)
                 if self.state.step == cfg.model.freeze_encoder_steps > 0:
                     set_encoder_frozen(self.unwrapped, False, cfg.model.freeze_feature_encoder)
+                last_good = GoodStep(self.state.step, loss.item(), self.scheduler.get_last_lr()[0])
                 bar.update(1)
+                faults.after_step(self.state.step)
                 if self.state.step % t.logging_steps == 0 and running_n and self.is_main:
                     elapsed = time.perf_counter() - start
                     record = {"step": self.state.step, "epoch": self._epoch_float(),
                               "loss": running_loss / running_n,
                               "learning_rate": self.scheduler.get_last_lr()[0],
-                              "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed}
+                              "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed,
+                              "nonfinite_steps": self.state.nonfinite_steps}
                     record.update({k: v / running_n for k, v in running_parts.items()})
                     running_parts = {}
                     self._log(record)
@@ -316,11 +374,7 @@ class Trainer:
                 if self._due_for_eval(epoch_ended=last_of_epoch):
                     self._eval_and_checkpoint(getattr(self, "_last_train_loss", float("nan")))
                 if stop.signal is not None:
-                    self._checkpoint()
-                    raise Interrupted(
-                        f"stopped by signal {stop.signal} at step {self.state.step}; checkpoint "
-                        f"written to {self.run.latest_checkpoint()}. Continue with: wavtune train "
-                        f"{self.run.config} --resume")
+                    self._stop(stop.signal)
         bar.close()
         return self._publish(time.perf_counter() - start)
 
@@ -349,6 +403,7 @@ class Trainer:
                 "published_step": published, "last_step": self.state.step,
                 "best_step": self.state.best_step, "metric_for_best": self.config.train.metric_for_best,
                 "best_metric": self.state.best_metric, "nonfinite_steps": self.state.nonfinite_steps,
+                "dropped_while_training": self.state.dropped_while_training,
                 "train_runtime_s": round(wall_s, 1), **self.data.summary(),
                 "versions": framework_versions(), "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes,
