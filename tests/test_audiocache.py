@@ -37,7 +37,7 @@ class CountingDecoder:
 
 @pytest.fixture()
 def corpus(tmp_path: Path) -> list[Utterance]:
-    return read_manifest(write_corpus(tmp_path / "corpus", VARIED))
+    return list(read_manifest(write_corpus(tmp_path / "corpus", VARIED)))
 
 
 def test_cache_holds_the_decoded_audio(corpus: list[Utterance], tmp_path: Path) -> None:
