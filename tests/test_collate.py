@@ -90,3 +90,15 @@ def test_batch_to_keeps_everything() -> None:
     assert torch.equal(moved.attention_mask, batch.attention_mask)
     assert moved.labels is not None and torch.equal(moved.labels, batch.labels)
     assert Collator(with_labels=False)(EXAMPLES).to("cpu").labels is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="page-locked memory needs a GPU")
+def test_a_pinning_data_loader_pins_the_whole_batch() -> None:
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(EXAMPLES, batch_size=3, collate_fn=Collator(), pin_memory=True)
+    (batch,) = list(loader)
+    assert isinstance(batch, Batch) and batch.ids == ("a", "b", "c")
+    assert batch.input_values.is_pinned() and batch.attention_mask.is_pinned()
+    assert batch.labels is not None and batch.labels.is_pinned()
+    assert torch.equal(batch.input_values, Collator()(EXAMPLES).input_values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("train.overwrite_output_dir=true")
     config = load_config(args.config, overrides)
     result = train(config, resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 reports
+        return 0
     where = (f"best {result.metric} {result.best_metric:.4f} at step {result.best_step}"
              if result.best_step is not None else "no eval set: last step")
     print(f"published step {result.published_step} of {result.steps} ({where}) -> {result.run_dir}")

@@ -33,6 +33,17 @@ class Batch:
             self.dropped,
         )
 
+    def pin_memory(self) -> Batch:
+        """Page-locked copy (DataLoader ``pin_memory=True`` calls this) for faster GPU copies."""
+        return Batch(
+            self.ids,
+            self.input_values.pin_memory(),
+            self.attention_mask.pin_memory(),
+            None if self.labels is None else self.labels.pin_memory(),
+            None if self.class_labels is None else self.class_labels.pin_memory(),
+            self.dropped,
+        )
+
     def model_inputs(self, use_attention_mask: bool, with_labels: bool = True) -> dict[str, torch.Tensor]:
         """Keyword arguments for a transformers CTC model."""
         inputs = {"input_values": self.input_values}

@@ -46,7 +46,13 @@ class DataConfig:
     on_error: OnError = "fail"  # bad rows: stop with a report ('fail') or drop and count them ('skip')
     min_duration_s: float = 0.0
     max_duration_s: float = 0.0  # 0: no limit
-    num_workers: int = 0  # DataLoader worker processes
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    prefetch_factor: int = 2  # batches each worker loads ahead (num_workers > 0)
+    persistent_workers: bool = False  # keep workers across epochs (not with augmentation)
+    pin_memory: bool | None = None  # page-locked batches for faster GPU copies; None: on a GPU
+    audio_cache: bool = True  # decode + resample each clip once into a cache, read it afterwards
+    cache_dir: str = ""  # caches keyed by rows + settings; empty: RUN/audio-cache (per run)
+    cache_threads: int = 0  # decode threads building a cache (0: one per core, at most 8)
     allow_outside_paths: bool = True  # false: audio must lie in the manifest's folder tree
 
 
@@ -150,6 +156,7 @@ class TrainConfig:
     # stop with a diagnosis after this many optimizer steps in a row skipped for NaN/inf
     max_consecutive_nonfinite: int = C.DEFAULT_MAX_CONSECUTIVE_NONFINITE
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
+    max_batch_size: int = 0  # with max_batch_seconds: at most this many clips a batch (0: no cap)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -336,13 +343,17 @@ def validate(config: Config) -> Config:
         (t.max_consecutive_nonfinite >= 1,
          f"train.max_consecutive_nonfinite: must be >= 1, got {t.max_consecutive_nonfinite}"),
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
+        (config.data.prefetch_factor >= 1, "data.prefetch_factor: must be >= 1"),
+        (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
+        (t.max_batch_seconds >= 0, "train.max_batch_seconds: must be >= 0 (0: batch by count)"),
+        (t.max_batch_size >= 0, "train.max_batch_size: must be >= 0 (0: no cap)"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (not (config.data.eval and config.data.eval_from_train),
          "data.eval and data.eval_from_train are both set; keep one"),
         (not (config.model.name_or_path and config.model.preset)
          and bool(config.model.name_or_path or config.model.preset or config.model.overrides),
-         "model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
-         "(random init, e.g. 'tiny'), optionally with model.overrides"),
+         ("model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
+          "(random init, e.g. 'tiny'), optionally with model.overrides")),
     ]
     for ok, message in rules:
         if not ok:
@@ -412,7 +423,7 @@ def augment_options(section: AugmentConfig) -> AugmentOptions:
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     section = data.get("data")
     if isinstance(section, dict):
-        for key in ("train", "eval", "test"):
+        for key in ("train", "eval", "test", "cache_dir"):
             value = section.get(key)
             if isinstance(value, str) and value and not Path(value).is_absolute():
                 section[key] = str((base / value).resolve())

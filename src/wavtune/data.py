@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from torch.utils.data import Dataset
 
-from wavtune.audio import load_audio, normalize_waveform
+from wavtune.audio import Waveform, load_audio, normalize_waveform
+from wavtune.audiocache import AudioCache
 from wavtune.augment import Augmenter
 from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance
@@ -56,6 +57,7 @@ class SpeechDataset(Dataset[Example]):
         self.normalizer = normalizer or TextNormalizer()
         self.text_column = text_column
         self.label_sets = tuple(label_sets)  # classification targets, one per head
+        self.cache: AudioCache | None = None  # decoded audio of these utterances, in this order
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -71,7 +73,7 @@ class SpeechDataset(Dataset[Example]):
 
     def __getitem__(self, index: int) -> Example:
         utt = self.utterances[index]
-        wave = load_audio(utt.audio, self.audio.sample_rate, utt.offset_s, utt.duration_s)
+        wave = self.waveform(index)
         if self.augment is not None:
             wave = self.augment(wave, self.epoch, index)
         if self.audio.do_normalize:
@@ -80,6 +82,14 @@ class SpeechDataset(Dataset[Example]):
         if self.vocab is not None:
             labels = tuple(self.vocab.encode(self.reference(index)))
         return Example(utt.id, wave, labels, self.class_labels(index))
+
+    def waveform(self, index: int) -> Waveform:
+        """Item ``index``'s audio at the model's rate, read from the cache when there is one
+        (AudioError for a clip that cannot be decoded, either way)."""
+        if self.cache is not None:
+            return self.cache[index]
+        utt = self.utterances[index]
+        return load_audio(utt.audio, self.audio.sample_rate, utt.offset_s, utt.duration_s)
 
     def class_labels(self, index: int) -> tuple[int, ...]:
         """Class id of item ``index`` under each label set (LabelError for an unseen label)."""

@@ -18,9 +18,15 @@ class DurationBatchSampler(Sampler[list[int]]):
 
     Indices are shuffled, cut into pools of ``pool_batches`` batches, each pool sorted by duration
     and cut into batches; the batch order is then shuffled. A clip longer than the seconds budget
-    forms a batch alone. ``start_batch`` skips batches already done (mid-epoch resume). With
-    ``num_replicas`` > 1 each rank takes every n-th batch; the batch list is padded by repetition so
-    every rank gets the same number (no rank waits on an empty one).
+    forms a batch alone; ``max_batch_size`` (> 0) also caps a seconds batch's clip count.
+    ``start_batch`` skips batches already done (mid-epoch resume).
+
+    With ``num_replicas`` > 1 the epoch is planned once for all ranks: the batch count is made a
+    multiple of the ranks by splitting the largest batches in two (no clip is seen twice; only
+    with fewer clips than ranks are batches repeated), batches are sorted by padded cost and
+    dealt in groups of ``num_replicas`` neighbours, and the groups are shuffled. Rank r takes the
+    r-th batch of each group, so the ranks at one step carry batches of similar cost and no rank
+    waits long at the gradient all-reduce (or on an empty batch).
     """
 
     def __init__(
@@ -33,9 +39,12 @@ class DurationBatchSampler(Sampler[list[int]]):
         pool_batches: int = 50,
         num_replicas: int = 1,
         rank: int = 0,
+        max_batch_size: int = 0,
     ) -> None:
         if batch_size < 1 and max_batch_seconds <= 0:
             raise ValueError("set batch_size >= 1 or max_batch_seconds > 0")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not within 0..{num_replicas - 1} (num_replicas)")
         self.durations = np.asarray(durations, dtype=np.float64)
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
@@ -44,6 +53,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.pool_batches = pool_batches
         self.num_replicas = num_replicas
         self.rank = rank
+        self.max_batch_size = max_batch_size  # seconds mode: at most this many clips (0: no cap)
         self.epoch = 0
         self.start_batch = 0
         self._cache: tuple[int, list[list[int]]] | None = None  # (epoch, its batches)
@@ -62,7 +72,8 @@ class DurationBatchSampler(Sampler[list[int]]):
         for idx in order.tolist():
             d = float(self.durations[idx])
             # padded cost of a batch = its longest clip x its size
-            if current and max(longest, d) * (len(current) + 1) > self.max_batch_seconds:
+            full = 0 < self.max_batch_size <= len(current)
+            if current and (full or max(longest, d) * (len(current) + 1) > self.max_batch_seconds):
                 batches.append(current)
                 current, longest = [], 0.0
             current.append(idx)
@@ -93,13 +104,35 @@ class DurationBatchSampler(Sampler[list[int]]):
             chunk = order[start : start + pool]
             chunk = chunk[np.argsort(-self.durations[chunk], kind="stable")]
             batches.extend(self._cut(chunk))
+        if self.num_replicas > 1 and batches:
+            return self._deal(self._pad(batches), rng)
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.num_replicas > 1 and batches:
-            total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
-            # cycle: with fewer batches than ranks, one pass of repetition is not enough
-            batches = batches + [batches[i % len(batches)] for i in range(total - len(batches))]
         return batches
+
+    def _pad(self, batches: list[list[int]]) -> list[list[int]]:
+        """Make the batch count a multiple of the ranks: split the largest batches in two, and
+        only when nothing is left to split (fewer clips than ranks) repeat batches."""
+        batches = list(batches)
+        while len(batches) % self.num_replicas:
+            i = max(range(len(batches)), key=lambda j: (len(batches[j]), -j))
+            if len(batches[i]) < 2:
+                break
+            half = len(batches[i]) // 2
+            batches[i : i + 1] = [batches[i][:half], batches[i][half:]]
+        total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
+        # cycle: with fewer batches than ranks, one pass of repetition is not enough
+        return batches + [batches[i % len(batches)] for i in range(total - len(batches))]
+
+    def _deal(self, batches: list[list[int]], rng: np.random.Generator) -> list[list[int]]:
+        """Order for ``num_replicas`` ranks: groups of similar-cost neighbours, groups shuffled."""
+        cost = [float(self.durations[b].max()) * len(b) for b in batches]  # padded seconds
+        ranked = [batches[i] for i in sorted(range(len(batches)), key=lambda i: (-cost[i], i))]
+        r = self.num_replicas
+        groups = [ranked[i : i + r] for i in range(0, len(ranked), r)]
+        if self.shuffle:
+            groups = [groups[i] for i in rng.permutation(len(groups))]
+        return [b for g in groups for b in g]
 
     def _mine(self) -> list[list[int]]:
         return self.all_batches()[self.rank :: self.num_replicas]

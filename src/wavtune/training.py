@@ -42,6 +42,7 @@ from wavtune.evaluation import (
     write_task_predictions,
 )
 from wavtune.interrupts import StopFlag
+from wavtune.loader import LoaderOptions, attach_caches, cache_folder
 from wavtune.modeling import (
     BuiltModel,
     build_model,
@@ -55,6 +56,7 @@ from wavtune.runinfo import framework_versions
 from wavtune.sampling import DurationBatchSampler
 from wavtune.schedule import Schedule
 from wavtune.skipping import Failed, SkippingCollator, SkippingDataset
+from wavtune.trainmeter import TrainMeter
 
 log = logging.getLogger("wavtune")
 
@@ -141,6 +143,11 @@ class Trainer:
             self.train_set.augment = Augmenter(augment, built.sample_rate, t.seed)
         self.eval_set = dataset(self.data.eval) if self.data.eval else None
         self.test_set = dataset(self.data.test) if self.data.test else None
+        if config.data.audio_cache:  # decoded once here; every epoch (and eval) reads the cache
+            attach_caches([d for d in (self.train_set, self.eval_set) if d is not None],
+                          cache_folder(config.data, self.run.root), self.is_main,
+                          self.accelerator.wait_for_everyone, config.data.cache_threads,
+                          progress and self.is_main)
         # blank collapse, overfitting, non-finite losses: said when seen, recorded in the card
         self.monitor = DiagnosticMonitor(
             DiagnosticSettings.from_config(config, len(self.eval_set) if self.eval_set else None),
@@ -149,13 +156,17 @@ class Trainer:
             self.train_set.durations(), batch_size=t.train_batch_size,
             max_batch_seconds=t.max_batch_seconds, seed=t.seed,
             num_replicas=self.accelerator.num_processes, rank=self.accelerator.process_index,
+            max_batch_size=t.max_batch_size,
         )
+        self.meter = TrainMeter()
+        loading = LoaderOptions.from_config(config.data, self.accelerator.device.type == "cuda",
+                                            augment.enabled)
         self.loader: DataLoader[Example | Failed] = DataLoader(
             # a clip that fails to decode mid-run is skipped or fatal, as data.on_error says
             SkippingDataset(self.train_set, config.data.on_error), batch_sampler=self.sampler,
             collate_fn=SkippingCollator(Collator()),
             # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
-            num_workers=config.data.num_workers, persistent_workers=False,
+            **loading.kwargs(),
             # its own generator: starting an epoch must not draw from the global RNG, or a run
             # resumed mid-epoch would see different dropout and SpecAugment masks
             generator=torch.Generator().manual_seed(t.seed),
@@ -196,6 +207,12 @@ class Trainer:
                      len(self.train_set), len(self.eval_set or []), self.total_steps,
                      self.steps_per_epoch)
 
+    def _sum_over_processes(self, values: torch.Tensor) -> torch.Tensor:
+        if self.accelerator.num_processes == 1:
+            return values
+        summed: torch.Tensor = self.accelerator.reduce(values.to(self.accelerator.device), "sum")
+        return summed.cpu()
+
     @property
     def unwrapped(self) -> Any:
         return self.accelerator.unwrap_model(self.model)
@@ -207,8 +224,12 @@ class Trainer:
             self.sampler.set_epoch(epoch, start_batch=start)
             self.train_set.epoch = epoch
             batches: Iterator[Batch] = iter(self.loader)  # the collator makes Batches
-            for i, batch in enumerate(batches, start=start):
+            i, waited = start, time.perf_counter()
+            for batch in batches:
+                self.meter.waited(time.perf_counter() - waited)
+                self.meter.batch(epoch, batch.num_samples, batch.attention_mask.numel())
                 yield epoch, i, batch
+                i, waited = i + 1, time.perf_counter()
             self.state = replace(self.state, epoch=epoch + 1, batches_done=0)
 
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Evaluation:
@@ -242,6 +263,12 @@ class Trainer:
                              if k in ("loss", "wer", "cer") or k.endswith("_accuracy"))
             tqdm.write(f"step {self.state.step}: eval {shown} (best {metric} "
                        f"{self.state.best_metric:.4f} at step {self.state.best_step})")
+        if self.eval_set is not None and self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            # rank 0 scored the eval set: every rank must agree on the checkpoint to publish
+            best = broadcast_object_list([self.state.best_step, self.state.best_metric])
+            self.state = replace(self.state, best_step=best[0], best_metric=best[1])
         self._checkpoint()
 
     def _epoch_float(self) -> float:
@@ -285,6 +312,7 @@ class Trainer:
         running_parts: dict[str, float] = {}  # multi-task: each head's loss
         bad_loss = False  # a micro-batch of the current optimizer step had a non-finite loss
         last_good: GoodStep | None = None
+        self.meter = TrainMeter()  # windows start now, not when the Trainer was built
         self.model.train()
         with StopFlag() as stop:
             micro = 0
@@ -306,11 +334,11 @@ class Trainer:
                     if torch.isfinite(loss):
                         self.accelerator.backward(loss / accum)
                         running_loss, running_n = running_loss + loss.item(), running_n + 1
+                        self.meter.loss(loss.item())
                         for name, part in step_loss.parts.items():
                             running_parts[name] = running_parts.get(name, 0.0) + part.item()
                     else:
                         bad_loss = True
-                    audio_s += batch.num_samples / self.built.sample_rate
                 if not sync:
                     continue
                 micro = 0
@@ -358,13 +386,19 @@ class Trainer:
                 last_good = GoodStep(self.state.step, loss.item(), self.scheduler.get_last_lr()[0])
                 bar.update(1)
                 faults.after_step(self.state.step)
-                if self.state.step % t.logging_steps == 0 and running_n and self.is_main:
+                window = (self.meter.reduce(self._sum_over_processes, self.built.sample_rate)
+                          if self.state.step % t.logging_steps == 0 else None)  # all ranks
+                if window is not None and running_n and self.is_main:
                     elapsed = time.perf_counter() - start
+                    audio_s += window.audio_s  # every process's audio, not only this one's
                     record = {"step": self.state.step, "epoch": self._epoch_float(),
-                              "loss": running_loss / running_n,
+                              "loss": running_loss / running_n if window.loss is None
+                              else window.loss,
                               "learning_rate": self.scheduler.get_last_lr()[0],
                               "grad_norm": float(grad_norm), "audio_s_per_s": audio_s / elapsed,
-                              "nonfinite_steps": self.state.nonfinite_steps}
+                              "nonfinite_steps": self.state.nonfinite_steps,
+                              "padding_ratio": round(window.padding_ratio, 4),
+                              "data_share": round(window.data_share, 4)}
                     record.update({k: v / running_n for k, v in running_parts.items()})
                     running_parts = {}
                     self._log(record)
@@ -391,6 +425,7 @@ class Trainer:
             self.unwrapped.load_state_dict(weights, strict=False)
             published = self.state.best_step
         eval_result = test_result = None
+        padding = self.meter.epoch_padding(self._sum_over_processes)  # all ranks take part
         if self.is_main:
             save_model(self.unwrapped, self.run.root)
             if self.eval_set is not None:
@@ -407,6 +442,7 @@ class Trainer:
                 "train_runtime_s": round(wall_s, 1), **self.data.summary(),
                 "versions": framework_versions(), "device": str(self.accelerator.device),
                 "num_processes": self.accelerator.num_processes,
+                "padding_ratio_by_epoch": padding,
             }
             for split, result in (("eval", eval_result), ("test", test_result)):
                 if result is not None:

@@ -1,0 +1,473 @@
+"""Training throughput: wavtune against the stock transformers recipe, measured in one run.
+
+Both sides train the same model (same config, same initial weights), the same AdamW, learning rate,
+linear warm-up schedule, gradient clipping and epochs on the same data, on the same machine:
+
+- **stock**: ``transformers.Trainer`` + a padding collator (like ``DataCollatorCTCWithPadding``) +
+  its default random sampler + audio decoded with soundfile and resampled in ``__getitem__``;
+- **wavtune**: ``wavtune.training.Trainer`` with the audio cache (built during the timed run),
+  duration-bucketed batches and DataLoader workers.
+
+Corpora: FSDD (real speech, 0.2-2 s) and a synthetic tone corpus with a wide duration spread
+(0.3-10 s, log-uniform, written at 16 kHz so both sides resample). Reported per corpus and side:
+audio-seconds trained per wall second, its ratio, test WER (same greedy decoding code for both),
+padding ratio, data-loading share of step time, peak RSS. Then the peak RSS of the data path over
+N and 10N clips, each in its own process. Results: ``benchmarks/results/training.json``.
+
+    python benchmarks/training.py --manifests data/fsdd        # full, <= 25 min on 2 idle cores
+    python benchmarks/training.py --quick                      # smoke (~2 min; noisy)
+
+FSDD manifests come from ``--manifests DIR`` (train.jsonl, test.jsonl), else ``../data/fsdd``, else
+are prepared from ``--fsdd DIR`` (default ``../shared/data/fsdd``) into the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
+RESULTS = ROOT / "benchmarks" / "results" / "training.json"
+SMALL_8K = ["model.preset=small", "model.sample_rate=8000",
+            "model.overrides={conv_kernel: [10, 4, 4, 2], conv_stride: [5, 4, 4, 2]}"]
+TINY_8K = ["model.preset=tiny", "model.sample_rate=8000"]
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """One training run of one side; serialised to JSON for the child process."""
+
+    side: str  # "stock" or "wavtune"
+    train: str  # manifest
+    test: str
+    out: str  # work folder of this run
+    model: list[str]  # --set overrides of the model section, identical for both sides
+    epochs: int
+    batch_size: int  # stock: clips per batch; wavtune: the seconds budget is this many mean clips
+    learning_rate: float
+    workers: int = 1  # wavtune DataLoader workers (stock: transformers' default, 0)
+    seed: int = 0
+    extra: list[str] = field(default_factory=list)
+
+
+def config_overrides(spec: SideSpec) -> list[str]:
+    """The shared config; the run's batches and data path are set per side."""
+    from wavtune.manifest import read_manifest
+
+    steps = -(-len(read_manifest(spec.train)) // spec.batch_size) * spec.epochs
+    return [f"data.train={spec.train}", *spec.model, "model.freeze_feature_encoder=false",
+            "model.mask_time_prob=0.05", "model.mask_time_length=2",
+            f"train.learning_rate={spec.learning_rate}", "train.lr_scheduler_type=linear",
+            f"train.warmup_steps={max(1, steps // 10)}", f"train.num_epochs={spec.epochs}",
+            f"train.train_batch_size={spec.batch_size}", f"train.seed={spec.seed}",
+            "train.logging_steps=5", "train.max_grad_norm=1.0", "train.weight_decay=0.0",
+            f"train.output_dir={Path(spec.out) / 'run'}", "train.overwrite_output_dir=true",
+            "train.device=cpu", *spec.extra]
+
+
+def corpus_seconds(manifest: str) -> float:
+    from wavtune.manifest import read_manifest, with_durations
+
+    return float(sum(u.duration_s or 0.0 for u in with_durations(read_manifest(manifest))))
+
+
+def test_wer(model: Any, config: Any, vocab: Any, sample_rate: int, manifest: str) -> float:
+    """Greedy WER on ``manifest``: the same code scores both sides."""
+    from wavtune.data import AudioSettings, SpeechDataset
+    from wavtune.evaluation import evaluate_ctc
+    from wavtune.manifest import read_manifest, with_durations
+
+    utts = list(with_durations(read_manifest(manifest)))
+    dataset = SpeechDataset(utts, AudioSettings(sample_rate), vocab, config.text.normalizer())
+    return float(evaluate_ctc(model, dataset, 16, True, 0, progress=False).wer)
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, workers) / 1024, 1)  # KiB on Linux
+
+
+def run_wavtune(spec: SideSpec) -> dict[str, Any]:
+    from wavtune.config import load_config
+    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.training import Trainer
+
+    mean = float(np.mean([u.duration_s or 0.0 for u in with_durations(read_manifest(spec.train))]))
+    budget = round(spec.batch_size * mean / 0.95, 2)  # ~ the stock batch's real audio at ~5% padding
+    overrides = config_overrides(spec) + [
+        f"train.max_batch_seconds={budget}", f"train.max_batch_size={4 * spec.batch_size}",
+        f"data.num_workers={spec.workers}", "data.audio_cache=true",
+        f"data.cache_dir={Path(spec.out) / 'cache'}"]  # a fresh cache: its build is timed
+    config = load_config(None, overrides)
+    start = time.perf_counter()
+    trainer = Trainer(config, progress=False)
+    setup_s = time.perf_counter() - start
+    result = trainer.fit()
+    train_s = setup_s + result.wall_s
+    records = trainer.run.read_log()
+    shares = [r["data_share"] for r in records if "data_share" in r]
+    padding = json.loads(trainer.run.metrics.read_text())["padding_ratio_by_epoch"]
+    wer = test_wer(trainer.unwrapped, config, trainer.data.vocab, trainer.built.sample_rate, spec.test)
+    return {"train_s": round(train_s, 2), "setup_s": round(setup_s, 2), "steps": result.steps,
+            "padding_ratio": round(float(np.mean(list(padding.values()))), 4),
+            "data_share": round(float(np.mean(shares)), 4) if shares else None,
+            "test_wer": round(wer, 4), "peak_rss_mb": peak_rss_mb(), "max_batch_seconds": budget}
+
+
+class StockDataset:
+    """The stock recipe's dataset: decode + resample + feature-extract in ``__getitem__``."""
+
+    def __init__(self, rows: list[tuple[str, list[int]]], feature_extractor: Any) -> None:
+        self.rows, self.fe = rows, feature_extractor
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import soxr
+
+        path, labels = self.rows[index]
+        wave, sr = sf.read(path, dtype="float32")
+        if wave.ndim > 1:
+            wave = wave.mean(axis=1)
+        if sr != self.fe.sampling_rate:
+            wave = soxr.resample(wave, sr, self.fe.sampling_rate, quality="HQ")
+        values = self.fe(wave, sampling_rate=self.fe.sampling_rate).input_values[0]
+        return {"input_values": values, "labels": labels}
+
+
+class PaddingCollator:
+    """``DataCollatorCTCWithPadding``: pad audio (and mask) with the feature extractor, labels
+    with -100; counts real and padded samples for the padding ratio."""
+
+    def __init__(self, feature_extractor: Any) -> None:
+        self.fe, self.real, self.total = feature_extractor, 0, 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        lengths = [len(f["input_values"]) for f in features]
+        self.real, self.total = self.real + sum(lengths), self.total + max(lengths) * len(lengths)
+        batch = self.fe.pad([{"input_values": f["input_values"]} for f in features],
+                            padding=True, return_tensors="pt")
+        width = max(len(f["labels"]) for f in features)
+        labels = torch.full((len(features), width), -100, dtype=torch.long)
+        for i, f in enumerate(features):
+            labels[i, : len(f["labels"])] = torch.tensor(f["labels"], dtype=torch.long)
+        batch["labels"] = labels
+        return dict(batch)
+
+
+def run_stock(spec: SideSpec) -> dict[str, Any]:
+    from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+
+    from wavtune.config import load_config
+    from wavtune.dataprep import prepare_data
+    from wavtune.modeling import build_model
+
+    config = load_config(None, config_overrides(spec))
+    set_seed(spec.seed)  # as wavtune's Trainer does before building: the same initial weights
+    data = prepare_data(config, progress=False)
+    assert data.vocab is not None
+    built = build_model(config, data.vocab)
+    normalizer = config.text.normalizer()
+    rows = [(str(u.audio), data.vocab.encode(normalizer(u.text or ""))) for u in data.train]
+
+    class StepTimer(TrainerCallback):
+        """Data wait = time between one step's end and the next step's start."""
+
+        def __init__(self) -> None:
+            self.wait = self.busy = 0.0
+            self.mark: float | None = None
+
+        def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
+            now = time.perf_counter()
+            if self.mark is not None:
+                self.wait += now - self.mark
+            self.mark = now
+
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            now = time.perf_counter()
+            if self.mark is not None:
+                self.busy += now - self.mark
+            self.mark = now
+
+    steps = -(-len(rows) // spec.batch_size) * spec.epochs
+    args = TrainingArguments(
+        output_dir=str(Path(spec.out) / "stock"), per_device_train_batch_size=spec.batch_size,
+        num_train_epochs=spec.epochs, learning_rate=spec.learning_rate,
+        warmup_steps=max(1, steps // 10), lr_scheduler_type="linear", weight_decay=0.0,
+        max_grad_norm=1.0, logging_steps=5, save_strategy="no", eval_strategy="no",
+        report_to="none", use_cpu=True, seed=spec.seed, disable_tqdm=True)
+    collator, timer = PaddingCollator(built.feature_extractor), StepTimer()
+    start = time.perf_counter()
+    trainer = Trainer(model=built.model, args=args, data_collator=collator,
+                      train_dataset=StockDataset(rows, built.feature_extractor), callbacks=[timer])
+    out = trainer.train()
+    train_s = time.perf_counter() - start
+    wer = test_wer(built.model, config, data.vocab, built.sample_rate, spec.test)
+    return {"train_s": round(train_s, 2), "steps": int(out.global_step),
+            "padding_ratio": round(1 - collator.real / collator.total, 4) if collator.total else 0.0,
+            "data_share": round(timer.wait / (timer.wait + timer.busy), 4),
+            "test_wer": round(wer, 4), "peak_rss_mb": peak_rss_mb()}
+
+
+def run_rss(manifest: str, cache_dir: str) -> dict[str, Any]:
+    """Iterate one epoch of wavtune's training data path over ``manifest`` (cache built already)."""
+    from torch.utils.data import DataLoader
+
+    from wavtune.collate import Collator
+    from wavtune.data import AudioSettings, SpeechDataset
+    from wavtune.loader import attach_caches
+    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.sampling import DurationBatchSampler
+
+    dataset = SpeechDataset(list(with_durations(read_manifest(manifest))), AudioSettings(8000))
+    attach_caches([dataset], Path(cache_dir), is_main=False, barrier=lambda: None)
+    assert dataset.cache is not None, "build the cache before measuring"
+    sampler = DurationBatchSampler(dataset.durations(), max_batch_seconds=60.0, seed=0)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(with_labels=False))
+    before = _rss_now_mb()
+    samples = sum(batch.num_samples for batch in loader)
+    return {"clips": len(dataset), "samples": samples, "rss_before_mb": before,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+# --- corpora ----------------------------------------------------------------------------------
+
+LETTERS = "abcdefgh"
+
+
+def tone_clip(text: str, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
+    """Tone 'speech' (one tone per letter, as tests/factories.py) at ``sample_rate``."""
+    parts = [np.zeros(int(0.05 * sample_rate))]
+    for ch in text:
+        if ch == " ":
+            parts.append(np.zeros(int(0.12 * sample_rate)))
+            continue
+        t = np.arange(int(0.12 * sample_rate)) / sample_rate
+        parts.append(0.5 * np.hanning(len(t)) * np.sin(2 * np.pi * (300 + 180 * LETTERS.index(ch)) * t))
+        parts.append(np.zeros(int(0.04 * sample_rate)))
+    wave = np.concatenate(parts)
+    return (wave + 0.003 * rng.standard_normal(len(wave))).astype(np.float32)
+
+
+def synthetic_corpus(folder: Path, n_train: int, n_test: int, seed: int = 0) -> tuple[str, str]:
+    """Tone clips with log-uniform durations over 0.3-10 s; train and test manifests."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifests = []
+    for split, count in (("train", n_train), ("test", n_test)):
+        rows = []
+        for i in range(count):
+            target = float(np.exp(rng.uniform(np.log(0.3), np.log(10.0))))
+            words: list[str] = []
+            while 0.05 + sum(0.16 * len(w) + 0.12 for w in words) < target or not words:
+                words.append("".join(rng.choice(list(LETTERS), size=int(rng.integers(1, 6)))))
+            text = " ".join(words)
+            path = folder / f"{split}{i:05d}.wav"
+            sf.write(path, tone_clip(text, rng), 16000)
+            rows.append({"id": f"{split}{i:05d}", "audio": str(path), "text": text})
+        manifest = folder / f"{split}.jsonl"
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        manifests.append(str(manifest))
+    return manifests[0], manifests[1]
+
+
+def subset(manifest: str, count: int, out: Path, seed: int = 0) -> str:
+    """A seeded random ``count`` rows of ``manifest`` (all when count <= 0)."""
+    lines = Path(manifest).read_text(encoding="utf-8").splitlines()
+    if 0 < count < len(lines):
+        keep = sorted(np.random.default_rng(seed).choice(len(lines), count, replace=False))
+        lines = [lines[i] for i in keep]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(out)
+
+
+def fsdd_manifests(args: argparse.Namespace, work: Path) -> tuple[str, str]:
+    for folder in (args.manifests, ROOT.parent / "data" / "fsdd"):
+        if folder and (Path(folder) / "train.jsonl").is_file():
+            return str(Path(folder) / "train.jsonl"), str(Path(folder) / "test.jsonl")
+    out = work / "fsdd-manifests"
+    subprocess.run([sys.executable, "-m", "wavtune.cli", "prepare", "fsdd", str(args.fsdd),
+                    str(out)], check=True)
+    return str(out / "train.jsonl"), str(out / "test.jsonl")
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def child(kind: str, payload: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Run one measurement in a fresh process (its own peak RSS, no state from the others)."""
+    spec_file = work / f"spec-{time.monotonic_ns()}.json"
+    spec_file.write_text(json.dumps(payload), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, __file__, "--child", kind, str(spec_file)], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} run failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Path,
+            model: list[str], epochs: int, batch_size: int) -> dict[str, Any]:
+    seconds = corpus_seconds(train)
+    for path in (train, test):  # both sides start with the audio in the OS page cache
+        from wavtune.manifest import read_manifest
+
+        for u in read_manifest(path):
+            u.audio.read_bytes()
+    sides: dict[str, Any] = {}
+    for side in ("stock", "wavtune"):
+        spec = SideSpec(side, train, test, str(work / f"{name}-{side}"), model, epochs,
+                        batch_size, args.learning_rate, args.workers)
+        print(f"[{name}] training {side} ({epochs} epochs) ...", flush=True)
+        sides[side] = child("side", asdict(spec), work)
+        sides[side]["audio_s_per_s"] = round(seconds * epochs / sides[side]["train_s"], 2)
+    ratio = sides["wavtune"]["audio_s_per_s"] / sides["stock"]["audio_s_per_s"]
+    return {"clips": sum(1 for _ in open(train)), "train_audio_s": round(seconds, 1),
+            "epochs": epochs, "batch_size": batch_size, **sides, "speedup": round(ratio, 3)}
+
+
+def rss_growth(n: int, work: Path) -> dict[str, Any]:
+    """Peak RSS of the data path over N and 10N clips (rows reuse 40 files; each row is cached)."""
+    from wavtune.audiocache import CacheSettings, open_or_build
+    from wavtune.manifest import read_manifest, with_durations
+
+    train, _ = synthetic_corpus(work / "rss-audio", 40, 0, seed=1)
+    rows = [json.loads(line) for line in Path(train).read_text().splitlines()]
+    out: dict[str, Any] = {}
+    for count in (n, 10 * n):
+        manifest = work / f"rss-{count}.jsonl"
+        manifest.write_text("".join(json.dumps({**rows[i % len(rows)], "id": f"r{i}"}) + "\n"
+                                    for i in range(count)), encoding="utf-8")
+        open_or_build(list(with_durations(read_manifest(manifest))), CacheSettings(8000),
+                      work / "rss-cache", progress=False)
+        out[str(count)] = child("rss", {"manifest": str(manifest),
+                                        "cache": str(work / "rss-cache")}, work)
+    small, large = out[str(n)], out[str(10 * n)]
+    out["peak_ratio"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)
+    out["audio_ratio"] = round(large["samples"] / max(small["samples"], 1), 2)
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [("| corpus | side | audio-s/s | speedup | test WER | padding | data share | steps "
+              "| peak RSS MB |"), "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["corpora"].items():
+        for side in ("stock", "wavtune"):
+            s = r[side]
+            lines.append(f"| {name} | {side} | {s['audio_s_per_s']:.1f} | "
+                         f"{r['speedup'] if side == 'wavtune' else 1.0:.2f}x | {s['test_wer']:.3f} | "
+                         f"{s['padding_ratio']:.1%} | {s['data_share'] or 0:.1%} | {s['steps']} | "
+                         f"{s['peak_rss_mb']:.0f} |")
+    rss = results.get("rss")
+    if rss:
+        n = results["rss_n"]
+        lines.append(f"\ndata path peak RSS: {rss[str(n)]['peak_rss_mb']:.0f} MB over {n} clips, "
+                     f"{rss[str(10 * n)]['peak_rss_mb']:.0f} MB over {10 * n} "
+                     f"({rss['audio_ratio']:.1f}x the audio): ratio {rss['peak_ratio']:.2f}; "
+                     f"growth while iterating {rss[str(n)]['peak_rss_mb'] - rss[str(n)]['rss_before_mb']:.0f}"
+                     f" vs {rss[str(10 * n)]['peak_rss_mb'] - rss[str(10 * n)]['rss_before_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small subsets, 1 epoch (smoke)")
+    parser.add_argument("--manifests", help="folder with FSDD train.jsonl and test.jsonl")
+    parser.add_argument("--fsdd", default=str(ROOT.parent / "shared" / "data" / "fsdd"),
+                        help="raw FSDD folder, prepared when no manifests are found")
+    parser.add_argument("--out", default=str(RESULTS), help="JSON results file")
+    parser.add_argument("--workers", type=int, default=1, help="wavtune DataLoader workers")
+    parser.add_argument("--learning-rate", type=float, default=1.5e-3)
+    parser.add_argument("--work", help="work folder (default: a temporary one)")
+    parser.add_argument("--only", default="fsdd,synthetic,rss",
+                        help="parts to run, merged into an existing --out file (default: all)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, spec_file = args.child
+        payload = json.loads(Path(spec_file).read_text())
+        if kind == "rss":
+            result = run_rss(payload["manifest"], payload["cache"])
+        else:
+            spec = SideSpec(**payload)
+            result = run_wavtune(spec) if spec.side == "wavtune" else run_stock(spec)
+        print(json.dumps(result))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="wavtune-bench-") as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        q = args.quick
+        started = time.perf_counter()
+        parts = set(args.only.split(","))
+        out = Path(args.out)
+        old = json.loads(out.read_text()) if parts != {"fsdd", "synthetic", "rss"} and \
+            out.is_file() else {}
+        results: dict[str, Any] = {
+            "mode": "quick" if q else "full", "command": " ".join([Path(sys.executable).name,
+                                                                   *sys.argv]),
+            "machine": {"cpus": os.cpu_count(), "torch_threads": _torch_threads()},
+            "model": SMALL_8K, "corpora": old.get("corpora", {})}
+        results.update({k: old[k] for k in ("rss", "rss_n") if k in old})
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+        def save() -> None:  # after every measurement: a failure later keeps what was measured
+            results["wall_s"] = round(time.perf_counter() - started, 1)
+            out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+        if "fsdd" in parts:
+            fsdd_train, fsdd_test = fsdd_manifests(args, work)
+            if q:
+                fsdd_train = subset(fsdd_train, 300, work / "fsdd-train.jsonl")
+                fsdd_test = subset(fsdd_test, 60, work / "fsdd-test.jsonl")
+            results["corpora"]["fsdd"] = compare("fsdd", fsdd_train, fsdd_test, args, work,
+                                                 SMALL_8K, 1 if q else 3, 16)
+            save()
+        if "synthetic" in parts:
+            syn_train, syn_test = synthetic_corpus(work / "synthetic", 60 if q else 300,
+                                                   20 if q else 60)
+            results["corpora"]["synthetic"] = compare("synthetic", syn_train, syn_test, args,
+                                                      work, SMALL_8K, 1 if q else 4, 8)
+            save()
+        if "rss" in parts:
+            results["rss_n"] = 50 if q else 300
+            results["rss"] = rss_growth(results["rss_n"], work)
+            save()
+        print(table(results))
+        print(f"\n{results['mode']} run in {results['wall_s'] / 60:.1f} min; written to {out}")
+    return 0
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
