@@ -24,6 +24,8 @@ from safetensors.torch import load_file
 
 from wavtune.rundir import RunDir
 
+pytestmark = pytest.mark.slow  # seven CLI runs of a tiny model: about 80 s of CPU
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 STEPS = 12  # 4 batches of 2 clips per epoch: checkpoints at 4, 8, 12 fall on epoch ends and mid-epoch
 FAULT_SEED = int(os.environ.get("WAVTUNE_FAULT_SEED", "20261129"))  # set it to try other steps
