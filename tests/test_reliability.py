@@ -122,10 +122,9 @@ def test_truncated_wav_is_caught_even_when_durations_are_filled_first(tmp_path: 
 
 @pytest.mark.parametrize("on_error", ["skip", "fail"])
 def test_a_clip_that_breaks_mid_run_is_skipped_or_fatal(tmp_path: Path, on_error: str) -> None:
-    manifest = write_corpus(tmp_path, CLEAN)
-    held_out = write_corpus(tmp_path / "eval", CLEAN[:2])  # the eval set stays readable
-    trainer = Trainer(_config(tmp_path, manifest, f"data.on_error={on_error}",
-                              f"data.eval={held_out}", steps=4), progress=False)
+    manifest = write_corpus(tmp_path, CLEAN)  # the eval set too
+    trainer = Trainer(_config(tmp_path, manifest, f"data.on_error={on_error}", steps=4),
+                      progress=False)
     (tmp_path / "utt002.wav").write_bytes(b"RIFF\x00garbage")  # broken after the data checks
     if on_error == "fail":
         with pytest.raises(AudioError, match=r"row 3 \(id 'utt002'\) failed to decode mid-run"):
@@ -135,6 +134,7 @@ def test_a_clip_that_breaks_mid_run_is_skipped_or_fatal(tmp_path: Path, on_error
     assert result.steps == 4
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["dropped_while_training"] >= 1
+    assert metrics["eval"]["utterances"] == len(CLEAN) - 1  # evaluation left it out as well
     dropped = [d for r in RunDir(result.run_dir).read_log() for d in r.get("dropped", [])]
     assert {d["id"] for d in dropped} == {"utt002"}
     assert "utt002.wav" in dropped[0]["reason"]

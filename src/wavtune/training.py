@@ -215,7 +215,8 @@ class Trainer:
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Evaluation:
         return evaluate(self.unwrapped, dataset, self.config.train.eval_batch_size,
                         self.built.uses_attention_mask, self.config.data.num_workers,
-                        progress=self.progress and self.is_main)
+                        progress=self.progress and self.is_main,
+                        on_error=self.config.data.on_error)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.run.append_log(record)
