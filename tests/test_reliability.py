@@ -217,10 +217,16 @@ def test_corrupt_or_partial_checkpoint_is_reported_and_the_previous_used(
         (step4 / "optimizer.pt").rename(step4 / "optimizer.pt.away")  # partial: a file missing
         assert checkpoint_problem(step4) == "missing optimizer.pt"
         assert Trainer(config, resume=True, progress=False).state.step == 2
+        (step4 / "COMPLETE").rename(step4 / "COMPLETE.away")  # a write that never finished
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wavtune"):
+            assert Trainer(config, resume=True, progress=False).state.step == 2
+        assert f"checkpoint {step4} is partial: no COMPLETE marker" in caplog.text
     finally:
         weights.write_bytes(good)
-        if (step4 / "optimizer.pt.away").exists():
-            (step4 / "optimizer.pt.away").rename(step4 / "optimizer.pt")
+        for name in ("optimizer.pt", "COMPLETE"):
+            if (step4 / f"{name}.away").exists():
+                (step4 / f"{name}.away").rename(step4 / name)
 
 
 def test_full_disk_while_checkpointing_leaves_the_last_good_checkpoint(
