@@ -24,6 +24,8 @@ from safetensors.torch import load_file
 
 from wavtune.rundir import RunDir
 
+pytestmark = pytest.mark.slow  # seven CLI runs of a tiny model: about 80 s of CPU
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 STEPS = 12  # 4 batches of 2 clips per epoch: checkpoints at 4, 8, 12 fall on epoch ends and mid-epoch
 FAULT_SEED = int(os.environ.get("WAVTUNE_FAULT_SEED", "20261129"))  # set it to try other steps
@@ -104,12 +106,13 @@ def test_sigkill_at_a_random_step_then_resume_matches_the_unbroken_run(
     unbroken: tuple[Setup, tuple[dict[str, torch.Tensor], dict[str, Any]]]
 ) -> None:
     setup, expected = unbroken
-    step = random.Random(FAULT_SEED).randint(2, STEPS - 1)
+    step = random.Random(FAULT_SEED).randint(5, STEPS - 1)  # after the step-4 checkpoint
     print(f"WAVTUNE_FAULT_SEED={FAULT_SEED}: SIGKILL after step {step}")
     run = setup.folder / "killed"
     killed = _train(setup, run, env={"WAVTUNE_TEST_SIGNAL_AT_STEP": f"{step}:KILL"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (run / "metrics.json").exists()
+    assert RunDir(run).latest_checkpoint() == RunDir(run).checkpoint(4 * (step // 4))
     resumed = _train(setup, run, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_end(run, expected)

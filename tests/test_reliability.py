@@ -122,12 +122,11 @@ def test_truncated_wav_is_caught_even_when_durations_are_filled_first(tmp_path: 
 
 @pytest.mark.parametrize("on_error", ["skip", "fail"])
 def test_a_clip_that_breaks_mid_run_is_skipped_or_fatal(tmp_path: Path, on_error: str) -> None:
-    manifest = write_corpus(tmp_path, CLEAN)
-    held_out = write_corpus(tmp_path / "eval", CLEAN[:2])  # the eval set stays readable
+    manifest = write_corpus(tmp_path, CLEAN)  # the eval set too
     # without the audio cache every epoch decodes the files again (with it, a clip that fails
     # while the cache is built is stored as its error and skipped the same way: test_audiocache)
     trainer = Trainer(_config(tmp_path, manifest, f"data.on_error={on_error}",
-                              f"data.eval={held_out}", "data.audio_cache=false", steps=4),
+                              "data.audio_cache=false", steps=4),
                       progress=False)
     (tmp_path / "utt002.wav").write_bytes(b"RIFF\x00garbage")  # broken after the data checks
     if on_error == "fail":
@@ -138,6 +137,7 @@ def test_a_clip_that_breaks_mid_run_is_skipped_or_fatal(tmp_path: Path, on_error
     assert result.steps == 4
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["dropped_while_training"] >= 1
+    assert metrics["eval"]["utterances"] == len(CLEAN) - 1  # evaluation left it out as well
     dropped = [d for r in RunDir(result.run_dir).read_log() for d in r.get("dropped", [])]
     assert {d["id"] for d in dropped} == {"utt002"}
     assert "utt002.wav" in dropped[0]["reason"]
@@ -220,10 +220,16 @@ def test_corrupt_or_partial_checkpoint_is_reported_and_the_previous_used(
         (step4 / "optimizer.pt").rename(step4 / "optimizer.pt.away")  # partial: a file missing
         assert checkpoint_problem(step4) == "missing optimizer.pt"
         assert Trainer(config, resume=True, progress=False).state.step == 2
+        (step4 / "COMPLETE").rename(step4 / "COMPLETE.away")  # a write that never finished
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wavtune"):
+            assert Trainer(config, resume=True, progress=False).state.step == 2
+        assert f"checkpoint {step4} is partial: no COMPLETE marker" in caplog.text
     finally:
         weights.write_bytes(good)
-        if (step4 / "optimizer.pt.away").exists():
-            (step4 / "optimizer.pt.away").rename(step4 / "optimizer.pt")
+        for name in ("optimizer.pt", "COMPLETE"):
+            if (step4 / f"{name}.away").exists():
+                (step4 / f"{name}.away").rename(step4 / name)
 
 
 def test_full_disk_while_checkpointing_leaves_the_last_good_checkpoint(

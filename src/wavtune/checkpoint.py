@@ -177,6 +177,10 @@ def _tidy(run: RunDir) -> None:
     for path in run.checkpoints.glob(".tmp-step-*"):
         log.info("removing %s, a checkpoint whose write was interrupted", path)
         shutil.rmtree(path, ignore_errors=True)
+    for path in sorted(run.checkpoints.glob("step-*")):
+        if not (path / COMPLETE_MARKER).is_file():
+            log.warning("checkpoint %s is partial: %s; it is ignored", path,
+                        checkpoint_problem(path))
 
 
 def load_checkpoint(

@@ -8,6 +8,7 @@ multi-task) in one pass and returns an :class:`Evaluation` of every head.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,18 +17,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from wavtune import metrics
 from wavtune.classification import HeadEvaluation, score_head
 from wavtune.collate import Batch, Collator
-from wavtune.data import Example, SpeechDataset
+from wavtune.config import OnError
+from wavtune.data import SpeechDataset
 from wavtune.decoding import GreedyDecoder
 from wavtune.modeling import ModelKind, model_kind
 from wavtune.sampling import DurationBatchSampler
+from wavtune.skipping import SkippingCollator, SkippingDataset
 
+log = logging.getLogger("wavtune")
 
 @dataclass(frozen=True)
 class Prediction:
@@ -74,11 +78,26 @@ def output_lengths(model: PreTrainedModel, attention_mask: torch.Tensor) -> torc
     return frames.to(torch.long)
 
 
-def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int) -> DataLoader[Example]:
+def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int,
+            on_error: OnError | None = None) -> DataLoader[Any]:
+    """Length-sorted batches. ``on_error`` (data.on_error, during training): a clip that fails to
+    decode is left out, its id and reason in ``Batch.dropped`` ('skip'), or fatal with the row
+    and the fix ('fail'); None: the plain AudioError."""
     sampler = DurationBatchSampler(dataset.durations(), batch_size=batch_size, shuffle=False)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(with_labels=dataset.vocab
-                      is not None), num_workers=num_workers,
+    collate = Collator(with_labels=dataset.vocab is not None)
+    items: Dataset[Any] = (dataset if on_error is None
+                           else SkippingDataset(dataset, on_error, "evaluation"))
+    return DataLoader(items, batch_sampler=sampler,
+                      collate_fn=collate if on_error is None else SkippingCollator(collate),
+                      num_workers=num_workers,
                       generator=torch.Generator())  # leaves the global RNG (training's) alone
+
+
+def _nothing_left(batch: Batch) -> bool:
+    """Log the clips of ``batch`` that failed to decode; True when none is left to score."""
+    for utt_id, reason in batch.dropped:
+        log.warning("evaluation skipped utterance %r: %s (data.on_error=skip)", utt_id, reason)
+    return not batch.ids
 
 
 def ctc_losses(loss_fn: torch.nn.CTCLoss, logits: torch.Tensor, labels: torch.Tensor | None,
@@ -104,6 +123,7 @@ def iter_outputs(
     num_workers: int = 0,
     progress: bool = True,
     desc: str = "evaluate",
+    on_error: OnError | None = None,
 ) -> Iterator[FrameOutput]:
     """Forward every utterance (length-sorted batches) and yield its logits and per-utterance loss."""
     was_training = model.training
@@ -112,10 +132,12 @@ def iter_outputs(
     loss_fn = torch.nn.CTCLoss(blank=int(model.config.pad_token_id), reduction="none",
                                zero_infinity=True)
     try:
-        loader = _loader(dataset, batch_size, num_workers)
+        loader = _loader(dataset, batch_size, num_workers, on_error)
         batches: Iterator[Batch] = iter(loader)  # collate makes Batches
         for batch in tqdm(batches, total=len(loader), desc=desc, unit="batch",
                           disable=not progress, leave=False):
+            if _nothing_left(batch):
+                continue
             batch = batch.to(device)
             logits = model(**batch.model_inputs(use_attention_mask, with_labels=False)).logits
             logits = logits.float()  # [batch, frames, vocab]
@@ -134,11 +156,13 @@ def evaluate_ctc(
     use_attention_mask: bool = True,
     num_workers: int = 0,
     progress: bool = True,
+    on_error: OnError | None = None,
 ) -> CTCEvaluation:
     """Greedy-decode ``dataset`` with ``model`` and score it against the dataset's references."""
     if dataset.vocab is None:
         raise ValueError("evaluate_ctc needs a dataset with a vocabulary")
-    outputs = iter_outputs(model, dataset, batch_size, use_attention_mask, num_workers, progress)
+    outputs = iter_outputs(model, dataset, batch_size, use_attention_mask, num_workers, progress,
+                           on_error=on_error)
     return score_ctc(dataset, outputs)
 
 
@@ -257,7 +281,8 @@ def _split_outputs(kind: ModelKind, out: Any) -> tuple[torch.Tensor | None, tupl
 @torch.no_grad()
 def iter_task_outputs(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8,
                       use_attention_mask: bool = True, num_workers: int = 0,
-                      progress: bool = True, desc: str = "evaluate") -> Iterator[TaskOutput]:
+                      progress: bool = True, desc: str = "evaluate",
+                      on_error: OnError | None = None) -> Iterator[TaskOutput]:
     """Forward every utterance (length-sorted batches) through every head of ``model``."""
     kind = model_kind(model)
     was_training = model.training
@@ -266,10 +291,12 @@ def iter_task_outputs(model: PreTrainedModel, dataset: SpeechDataset, batch_size
     loss_fn = torch.nn.CTCLoss(blank=int(getattr(model.config, "pad_token_id", 0) or 0),
                                reduction="none", zero_infinity=True)
     try:
-        loader = _loader(dataset, batch_size, num_workers)
+        loader = _loader(dataset, batch_size, num_workers, on_error)
         batches: Iterator[Batch] = iter(loader)  # collate makes Batches
         for batch in tqdm(batches, total=len(loader), desc=desc, unit="batch",
                           disable=not progress, leave=False):
+            if _nothing_left(batch):
+                continue
             batch = batch.to(device)
             out = model(**batch.model_inputs(use_attention_mask, with_labels=False))
             frame_logits, head_logits = _split_outputs(kind, out)
@@ -299,11 +326,13 @@ def loss_weights(model: PreTrainedModel) -> tuple[float, tuple[float, ...]]:
 
 def evaluate(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8,
              use_attention_mask: bool = True, num_workers: int = 0,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True, on_error: OnError | None = None) -> Evaluation:
     """Score every head of ``model`` on ``dataset`` (its vocabulary and label sets give the
-    references; a CTC-only model is scored exactly as :func:`evaluate_ctc` does)."""
+    references; a CTC-only model is scored exactly as :func:`evaluate_ctc` does).
+    ``on_error='skip'``: clips that fail to decode are logged and left out, not fatal."""
     if model_kind(model) == "ctc":
-        only = evaluate_ctc(model, dataset, batch_size, use_attention_mask, num_workers, progress)
+        only = evaluate_ctc(model, dataset, batch_size, use_attention_mask, num_workers, progress,
+                            on_error)
         return Evaluation(only.loss, only, (), only.num_utterances)
     ctc_weight, head_weights = loss_weights(model)
     if len(head_weights) != len(dataset.label_sets):
@@ -311,7 +340,8 @@ def evaluate(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8
                          f"{len(dataset.label_sets)} label sets")
     position = {u.id: i for i, u in enumerate(dataset.utterances)}
     outputs = sorted(iter_task_outputs(model, dataset, batch_size, use_attention_mask, num_workers,
-                                       progress), key=lambda o: position[o.id])
+                                       progress, on_error=on_error),
+                     key=lambda o: position[o.id])
     ctc = None
     frames = [o.frames for o in outputs if o.frames is not None]
     if frames and dataset.vocab is not None:

@@ -32,8 +32,9 @@ class SkippingDataset(Dataset[Example | Failed]):
     """``dataset[i]``, or a :class:`Failed` for a clip whose audio cannot be decoded (``skip``);
     with ``on_error='fail'`` an AudioError naming the row and the fix."""
 
-    def __init__(self, dataset: SpeechDataset, on_error: Literal["fail", "skip"]) -> None:
-        self.dataset, self.on_error = dataset, on_error
+    def __init__(self, dataset: SpeechDataset, on_error: Literal["fail", "skip"],
+                 split: str = "training") -> None:
+        self.dataset, self.on_error, self.split = dataset, on_error, split
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -46,7 +47,7 @@ class SkippingDataset(Dataset[Example | Failed]):
             if self.on_error == "skip":
                 return Failed(utt_id, str(e))
             raise AudioError(
-                f"training row {index + 1} (id {utt_id!r}) failed to decode mid-run: {e}. The file "
+                f"{self.split} row {index + 1} (id {utt_id!r}) failed to decode mid-run: {e}. The file "
                 f"changed or broke after the data checks; fix or remove it and resume with "
                 f"--resume, or set data.on_error=skip to skip such clips") from None
 

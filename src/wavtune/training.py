@@ -60,6 +60,7 @@ from wavtune.trainmeter import TrainMeter
 
 log = logging.getLogger("wavtune")
 
+
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what to change."""
 
@@ -235,7 +236,8 @@ class Trainer:
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Evaluation:
         return evaluate(self.unwrapped, dataset, self.config.train.eval_batch_size,
                         self.built.uses_attention_mask, self.config.data.num_workers,
-                        progress=self.progress and self.is_main)
+                        progress=self.progress and self.is_main,
+                        on_error=self.config.data.on_error)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.run.append_log(record)
@@ -331,8 +333,10 @@ class Trainer:
                 with ctx:
                     step_loss = self.objective(self.model, batch)
                     loss = faults.loss(step_loss.total, self.state.step + 1)
+                    # a non-finite loss is back-propagated too: under DDP every process must join
+                    # the gradient all-reduce, whose NaNs then make every process skip the step
+                    self.accelerator.backward(loss / accum)
                     if torch.isfinite(loss):
-                        self.accelerator.backward(loss / accum)
                         running_loss, running_n = running_loss + loss.item(), running_n + 1
                         self.meter.loss(loss.item())
                         for name, part in step_loss.parts.items():
@@ -348,13 +352,13 @@ class Trainer:
                                                              t.max_grad_norm or math.inf)
                 finite_grad = bool(torch.isfinite(torch.as_tensor(grad_norm)))
                 scaler = self.accelerator.scaler
-                if not finite_grad and not bad_loss and scaler is not None:
-                    # fp16 loss scaling overflowed: the scaler skips this step and halves its scale
+                if not finite_grad and scaler is not None:
+                    # fp16: the scaler sees the inf/NaN, skips the update and halves its scale
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
-                    if scaler.get_scale() >= 1.0:
-                        continue  # loss scaling at work, not a fault; below 1 the grads are
-                    # non-finite without any scaling: counted below like any non-finite step
+                    if not bad_loss and scaler.get_scale() >= 1.0:
+                        continue  # an overflow of loss scaling at work, not a fault; below a
+                    # scale of 1 the gradients are non-finite unscaled: counted as a fault
                 if bad_loss or not finite_grad:
                     kind = "loss" if bad_loss else "gradient"
                     bad_loss = False
