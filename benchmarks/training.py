@@ -14,11 +14,12 @@ audio-seconds trained per wall second, its ratio, test WER (same greedy decoding
 padding ratio, data-loading share of step time, peak RSS. Then the peak RSS of the data path over
 N and 10N clips, each in its own process. Results: ``benchmarks/results/training.json``.
 
-    python benchmarks/training.py --manifests data/fsdd        # full, <= 25 min on 2 idle cores
+    python benchmarks/training.py --manifests data/fsdd        # full, ~15 min on 2 idle cores
     python benchmarks/training.py --quick                      # smoke (~2 min; noisy)
 
-FSDD manifests come from ``--manifests DIR`` (train.jsonl, test.jsonl), else ``../data/fsdd``, else
-are prepared from ``--fsdd DIR`` (default ``../shared/data/fsdd``) into the work folder.
+FSDD manifests come from ``--manifests DIR`` (train.jsonl, test.jsonl), else ``data/fsdd`` or
+``../data/fsdd``, else are prepared from ``--fsdd DIR`` (default ``../shared/data/fsdd``) into the
+work folder.
 """
 
 from __future__ import annotations
@@ -327,7 +328,7 @@ def subset(manifest: str, count: int, out: Path, seed: int = 0) -> str:
 
 
 def fsdd_manifests(args: argparse.Namespace, work: Path) -> tuple[str, str]:
-    for folder in (args.manifests, ROOT.parent / "data" / "fsdd"):
+    for folder in (args.manifests, ROOT / "data" / "fsdd", ROOT.parent / "data" / "fsdd"):
         if folder and (Path(folder) / "train.jsonl").is_file():
             return str(Path(folder) / "train.jsonl"), str(Path(folder) / "test.jsonl")
     out = work / "fsdd-manifests"
