@@ -201,6 +201,9 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
     from wavtune.modeling import build_model
 
     config = load_config(None, config_overrides(spec))
+    # timed from here, as wavtune's side is timed from its Trainer's construction: reading the
+    # manifest and building the model count on both sides
+    start, cpu_start = time.perf_counter(), cpu_s()
     set_seed(spec.seed)  # as wavtune's Trainer does before building: the same initial weights
     data = prepare_data(config, progress=False)
     assert data.vocab is not None
@@ -235,7 +238,6 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
         max_grad_norm=1.0, logging_steps=5, save_strategy="no", eval_strategy="no",
         report_to="none", use_cpu=True, seed=spec.seed, disable_tqdm=True)
     collator, timer = PaddingCollator(built.feature_extractor), StepTimer()
-    start, cpu_start = time.perf_counter(), cpu_s()
     trainer = Trainer(model=built.model, args=args, data_collator=collator,
                       train_dataset=StockDataset(rows, built.feature_extractor), callbacks=[timer])
     out = trainer.train()
