@@ -29,10 +29,11 @@ class CountingDecoder:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.decode = audiocache.decode  # the real one, even once this replaces it
 
     def __call__(self, utt: Utterance, sample_rate: int) -> Waveform:
         self.calls += 1
-        return audiocache.decode(utt, sample_rate)
+        return self.decode(utt, sample_rate)
 
 
 @pytest.fixture()
@@ -166,3 +167,26 @@ def test_persistent_workers_are_refused_with_augmentation() -> None:
     assert not LoaderOptions.from_config(data, False, augmenting=True).persistent_workers
     assert "prefetch_factor" not in LoaderOptions.from_config(DataConfig(), False, False).kwargs()
     assert LoaderOptions.from_config(DataConfig(), on_gpu=True, augmenting=False).pin_memory
+
+
+def test_a_second_training_run_reads_the_shared_cache_without_decoding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factories import tiny_overrides
+
+    from wavtune.config import load_config
+    from wavtune.training import Trainer
+
+    manifest = write_corpus(tmp_path / "data", VARIED)
+    decoder = CountingDecoder()
+    monkeypatch.setattr(audiocache, "decode", decoder)  # what the Trainer's cache build calls
+    calls = []
+    for name in ("first", "second"):
+        overrides = tiny_overrides(tmp_path / name, manifest, steps=2) + [
+            f"data.cache_dir={tmp_path / 'cache'}", "train.eval_steps=2"]
+        trainer = Trainer(load_config(None, overrides), progress=False)
+        assert trainer.train_set.cache is not None
+        trainer.fit()
+        calls.append(decoder.calls)
+    assert calls == [len(VARIED), len(VARIED)]  # train and eval share one cache; run 2 decodes none
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert not (tmp_path / "first" / "run" / "audio-cache").exists()  # cache_dir was honoured

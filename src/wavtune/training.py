@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ from wavtune.trainmeter import TrainMeter
 
 log = logging.getLogger("wavtune")
 
+CACHE_BUILD_TIMEOUT_S = 6 * 3600  # longest wait at a barrier for rank 0 (its cache build)
+
 
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what to change."""
@@ -91,7 +94,11 @@ class Trainer:
 
     def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
         from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+        from accelerate.utils import (
+            DistributedDataParallelKwargs,
+            InitProcessGroupKwargs,
+            set_seed,
+        )
 
         self.config, self.progress = config, progress
         t = config.train
@@ -111,7 +118,10 @@ class Trainer:
             cpu=use_cpu, mixed_precision=precision,
             # frozen-then-unfrozen encoders leave parameters without gradients for a while
             kwargs_handlers=[DistributedDataParallelKwargs(
-                find_unused_parameters=config.model.freeze_encoder_steps > 0)],
+                find_unused_parameters=config.model.freeze_encoder_steps > 0),
+                # the other ranks wait at a barrier while rank 0 builds the audio cache, which
+                # takes longer than the default 10-30 min on a large corpus
+                InitProcessGroupKwargs(timeout=timedelta(seconds=CACHE_BUILD_TIMEOUT_S))],
         )
         self.is_main = self.accelerator.is_main_process
         set_seed(t.seed)
