@@ -417,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_card)
+
+    from wavtune import cli_serve
+    cli_serve.add_parsers(sub)
     return parser
 
 
@@ -429,6 +432,7 @@ def _corpus_names() -> list[str]:
 def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.audio import AudioError
     from wavtune.checks import DataError
+    from wavtune.cli_serve import ServeError
     from wavtune.config import ConfigError
     from wavtune.corpora import CorpusError
     from wavtune.manifest import ManifestError
@@ -442,7 +446,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError, RunInfoError)
+            EspeakNotFoundError, RunInfoError, ServeError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
