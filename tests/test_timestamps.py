@@ -12,12 +12,20 @@ import soundfile as sf
 from factories import SR, tone_speech
 from tinyrun import CLIP_TEXT, tiny_ctc_run, tone_word_spans
 
+from wavtune.audio import normalize_waveform
 from wavtune.cli import main
 from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
 from wavtune.inference import Recognizer, TranscribeOptions
 from wavtune.modeling import PRESETS
 from wavtune.subtitles import Cue, CueOptions, clock, group_cues, to_srt, to_vtt
-from wavtune.timestamps import TokenRun, WordSpan, align, frame_seconds, token_runs
+from wavtune.timestamps import (
+    TokenRun,
+    WordSpan,
+    align,
+    frame_seconds,
+    snap_to_speech,
+    token_runs,
+)
 from wavtune.vocab import Vocabulary
 
 VOCAB = Vocabulary((PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, "a", "b", "c", "d"))
@@ -134,15 +142,34 @@ def recognizer() -> Recognizer:
     return Recognizer(tiny_ctc_run())
 
 
-def test_trained_model_words_lie_within_their_tones(recognizer: Recognizer) -> None:
-    """A CTC model emits each letter as a spike inside its tone, so every word's span lies within
-    its true span (give or take a stride + 20 ms), though it may be shorter than the tones."""
-    t = recognizer.transcript_of_array(tone_speech(CLIP_TEXT, seed=11), "clip")
+def test_trained_model_words_are_within_a_stride_and_20_ms(recognizer: Recognizer) -> None:
+    """The model's spikes sit inside each letter's tone; snapped to the ends of the sound, every
+    word edge is within one frame stride + 20 ms of the truth."""
+    clip = tone_speech(CLIP_TEXT, seed=11)
+    t = recognizer.transcript_of_array(clip, "clip")
     assert t.text == CLIP_TEXT and recognizer.frame_s == pytest.approx(0.02)
-    assert [w.text for w in t.words] == CLIP_TEXT.split()
-    for w, (_, start, end) in zip(t.words, tone_word_spans(CLIP_TEXT)):
-        assert start - TOLERANCE_S <= w.start_s < w.end_s <= end + TOLERANCE_S, (w, start, end)
+    assert_words_near(t.words, CLIP_TEXT, TOLERANCE_S)
     assert all(0.5 < w.confidence <= 1.0 for w in t.words)
+    spikes = recognizer.align(recognizer.logits(normalize_waveform(clip))).words  # not snapped
+    for w, (_, start, end) in zip(spikes, tone_word_spans(CLIP_TEXT)):
+        assert start - TOLERANCE_S <= w.start_s < w.end_s <= end + TOLERANCE_S, (w, start, end)
+
+
+def test_snapping_reaches_the_ends_of_the_sound_but_not_a_neighbour() -> None:
+    sr = 1000
+    wave = np.zeros(2 * sr, dtype=np.float32)
+    wave[200:480] = wave[510:600] = 0.5  # one word with a 30 ms closure inside
+    wave[700:1000] = 0.5
+    wave[1000:1900] = 0.5  # two words with no pause between them
+    words = [WordSpan("a", 0.30, 0.32, 1.0), WordSpan("b", 0.80, 0.82, 1.0),
+             WordSpan("c", 1.20, 1.22, 1.0), WordSpan("d", 1.70, 1.72, 1.0)]
+    a, b, c, d = snap_to_speech(words, wave, sr, max_shift_s=0.3)
+    assert (a.start_s, a.end_s) == pytest.approx((0.2, 0.6))
+    assert (b.start_s, b.end_s) == pytest.approx((0.7, 1.12))  # stops 0.3 s out
+    assert b.end_s <= c.start_s and c.end_s <= d.start_s  # never past a neighbour
+    assert d.end_s == pytest.approx(1.9) and c.start_s == pytest.approx(1.12)
+    quiet = snap_to_speech(words, np.zeros(2 * sr, dtype=np.float32) + 1e-3, sr, silence_db=3)
+    assert quiet == tuple(words)  # nothing louder than the threshold: unchanged
 
 
 def test_chunked_long_audio_keeps_absolute_times(recognizer: Recognizer) -> None:

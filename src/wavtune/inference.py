@@ -22,7 +22,7 @@ from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations
 from wavtune.modeling import model_kind, samples_per_frame
 from wavtune.rundir import CONFIG_FILE, RunError, load_run_config, load_vocab
-from wavtune.timestamps import Alignment, CharSpan, WordSpan, align
+from wavtune.timestamps import Alignment, CharSpan, WordSpan, align, snap_to_speech
 from wavtune.vocab import Vocabulary
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif")
@@ -291,17 +291,22 @@ class Recognizer:
         waveform already at the model's sample rate."""
         norm = normalize_waveform(wave) if self.audio.do_normalize else wave
         logits, starts = self.timed_logits(norm, options)
-        timed = self.align(logits, starts)
+        timed = self.align(logits, starts, wave)
         labels = (self._labels(self.heads.of_wave(norm, options.chunk_s), top_k)
                   if self.heads is not None else ())
         return Transcript(source, self.decoder.decode(logits).text,
                           len(wave) / self.audio.sample_rate, labels, timed.words, timed.chars)
 
     def align(self, logits: npt.NDArray[np.float32],
-              frame_starts_s: npt.NDArray[np.float64] | None = None) -> Alignment:
-        """Timed words and characters of the best (greedy) path through ``logits``."""
-        return align(np.asarray(logits).argmax(axis=-1).tolist(), self.vocab, self.frame_s,
-                     frame_starts_s, logits)
+              frame_starts_s: npt.NDArray[np.float64] | None = None,
+              wave: Waveform | None = None) -> Alignment:
+        """Timed words and characters of the best (greedy) path through ``logits``; with the
+        ``wave`` they came from, word edges are moved out to the ends of their sound."""
+        timed = align(np.asarray(logits).argmax(axis=-1).tolist(), self.vocab, self.frame_s,
+                      frame_starts_s, logits)
+        if wave is None:
+            return timed
+        return Alignment(timed.chars, snap_to_speech(timed.words, wave, self.audio.sample_rate))
 
     def transcribe_files(self, paths: Sequence[Path], options: TranscribeOptions = TranscribeOptions(),
                          progress: bool = False, top_k: int = 1) -> Iterator[Transcript]:
@@ -319,14 +324,14 @@ class Recognizer:
                                          desc="transcribe"):
                 if out.frames is not None:
                     texts[out.id] = self.decoder.decode(out.frames.logits).text
-                    timed[out.id] = self.align(out.frames.logits)
+                    timed[out.id] = self.align(out.frames.logits, wave=self._wave(out.id, utts))
                 labels[out.id] = self._labels(self.heads.probabilities(out.head_scores), top_k)
         elif short:
             dataset = SpeechDataset(short, self.audio)
             for frames in iter_outputs(self.model, dataset, options.batch_size,
                                        self.use_attention_mask, progress=progress, desc="transcribe"):
                 texts[frames.id] = self.decoder.decode(frames.logits).text
-                timed[frames.id] = self.align(frames.logits)
+                timed[frames.id] = self.align(frames.logits, wave=self._wave(frames.id, utts))
         for u in utts:
             source = str(paths[int(u.id)])
             if u.id not in texts:
@@ -336,6 +341,10 @@ class Recognizer:
             found = timed.get(u.id, Alignment((), ()))
             yield Transcript(source, texts[u.id], u.duration_s or 0.0, labels.get(u.id, ()),
                              found.words, found.chars)
+
+    def _wave(self, utt_id: str, utts: Sequence[Utterance]) -> Waveform:
+        """The audio of a short file again (batches do not keep it), for the word edges."""
+        return load_audio(utts[int(utt_id)].audio, self.audio.sample_rate)
 
     def _labels(self, probs: Sequence[npt.NDArray[np.float64]], k: int) -> tuple[LabelScores, ...]:
         return tuple(top_labels(s, p, k) for s, p in zip(self.run.label_sets, probs))

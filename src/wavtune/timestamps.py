@@ -7,13 +7,17 @@ last character's end. Frame ``i`` starts at ``frame_starts_s[i]`` (``i * frame_s
 forward pass; long audio decoded in chunks passes each chunk's offsets) and lasts ``frame_s``,
 the encoder's stride: the product of its conv strides over the sample rate (20 ms for
 wav2vec2-base at 16 kHz).
+
+CTC models emit a character as a spike of a frame or two inside its sound, so spike spans start
+late and end early. :func:`snap_to_speech` moves each word's edges outward to where the sound
+around it falls silent (never past a neighbour, at most ``DEFAULT_SNAP_S``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +25,10 @@ import numpy.typing as npt
 from wavtune.constants import WORD_DELIMITER
 from wavtune.text import is_cjk
 from wavtune.vocab import Vocabulary
+
+DEFAULT_SNAP_S = 0.3  # furthest a word edge moves to reach the end of its sound (s)
+DEFAULT_SILENCE_DB = -30.0  # a frame this far below the loudest one counts as silence (dB)
+DEFAULT_BRIDGE_S = 0.05  # shorter pauses are crossed: stop closures inside a word (s)
 
 
 @dataclass(frozen=True)
@@ -127,3 +135,56 @@ def align(frame_ids: Sequence[int], vocab: Vocabulary, frame_s: float,
             current.append(span)
     close_word()
     return Alignment(tuple(chars), tuple(words))
+
+
+def frame_levels_db(wave: npt.NDArray[np.float32], hop: int) -> npt.NDArray[np.float64]:
+    """RMS level of each ``hop``-sample frame of ``wave``, in dB below the loudest frame."""
+    n = max(1, len(wave) // hop)
+    frames = np.asarray(wave[: n * hop], dtype=np.float64).reshape(n, hop)
+    rms = np.sqrt((frames ** 2).mean(axis=1)) + 1e-10
+    levels: npt.NDArray[np.float64] = 20 * np.log10(rms / rms.max())
+    return levels
+
+
+def _reach(loud: npt.NDArray[np.bool_], edge: int, direction: int, bound: int, limit: int,
+           bridge: int) -> int:
+    """The furthest loud frame from ``edge`` stepping ``direction`` (-1, +1) up to ``bound``
+    (exclusive) and ``limit`` frames, crossing quiet runs of at most ``bridge`` frames."""
+    best, quiet = edge, 0
+    i = edge + direction
+    while 0 <= i < len(loud) and (bound - i) * direction > 0 and abs(i - edge) <= limit:
+        if loud[i]:
+            best, quiet = i, 0
+        else:
+            quiet += 1
+            if quiet > bridge:
+                break
+        i += direction
+    return best
+
+
+def snap_to_speech(words: Sequence[WordSpan], wave: npt.NDArray[np.float32], sample_rate: int,
+                   hop_s: float = 0.005, max_shift_s: float = DEFAULT_SNAP_S,
+                   silence_db: float = DEFAULT_SILENCE_DB, bridge_s: float = DEFAULT_BRIDGE_S
+                   ) -> tuple[WordSpan, ...]:
+    """Words whose start moves earlier and end later while the audio (``wave`` ``[samples]``,
+    the one the words were aligned on) stays louder than ``silence_db`` below its loudest
+    ``hop_s`` frame, across pauses up to ``bridge_s`` (closures inside a word); an edge stops
+    at a neighbouring word's edge and after ``max_shift_s``."""
+    hop = max(1, round(hop_s * sample_rate))
+    loud = frame_levels_db(wave, hop) > silence_db
+    step = hop / sample_rate
+    limit, bridge = round(max_shift_s / step), round(bridge_s / step)
+    out: list[WordSpan] = []
+    for k, word in enumerate(words):
+        # frame indices; the epsilon keeps 1.12 / 0.005 at 224, not 224.00000000000003
+        floor = math.ceil(out[-1].end_s / step - 1e-6) - 1 if out else -1
+        ceiling = math.floor(words[k + 1].start_s / step + 1e-6) if k + 1 < len(words) \
+            else len(loud)
+        start = min(math.floor(word.start_s / step + 1e-6), len(loud) - 1)
+        end = max(0, math.ceil(word.end_s / step - 1e-6) - 1)  # the word's last frame
+        first = _reach(loud, start, -1, floor, limit, bridge)
+        last = _reach(loud, end, 1, ceiling, limit, bridge)
+        out.append(replace(word, start_s=round(min(word.start_s, first * step), 3),
+                           end_s=round(max(word.end_s, (last + 1) * step), 3)))
+    return tuple(out)
