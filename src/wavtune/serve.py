@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -119,9 +119,14 @@ class ServiceModel:
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) \
             if (run_dir / "config.json").is_file() else {}
         classify = (config.get("architectures") or [""])[0].endswith("ForSequenceClassification")
-        self.recognizer = None if classify else Recognizer(run_dir, device)
-        self.classifier = Classifier(run_dir, device) if classify else None
-        loaded = self.recognizer.run if self.recognizer else self.classifier.run  # type: ignore[union-attr]
+        self.recognizer: Recognizer | None = None
+        self.classifier: Classifier | None = None
+        if classify:
+            self.classifier = Classifier(run_dir, device)
+            loaded = self.classifier.run
+        else:
+            self.recognizer = Recognizer(run_dir, device)
+            loaded = self.recognizer.run
         self.loaded = loaded
         self.options = options
         self.name = run_dir.resolve().name
@@ -150,7 +155,7 @@ class ServiceModel:
         return Transcript("upload", "", len(wave) / self.sample_rate, labels)
 
 
-def decode_upload(data: io.IOBase | Any, name: str, sample_rate: int) -> Waveform:
+def decode_upload(data: BinaryIO, name: str, sample_rate: int) -> Waveform:
     """Mono float32 at ``sample_rate`` from an uploaded file object; HTTPException 415 when
     libsndfile cannot read it, 400 when it holds no samples."""
     try:
