@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from factories import SR, tone_speech
 from servers import multipart, request, running_server, upload, wav_bytes
-from tinyrun import CLIP_TEXT, tiny_ctc_run
+from tinyrun import CLIP_TEXT, tiny_ctc_run, tiny_multitask_run
 
 from wavtune.cli import main
 from wavtune.inference import LabelScores, Transcript
@@ -122,6 +122,18 @@ def test_health_and_openapi(server: str) -> None:
     assert status == 200 and "swagger" in docs.lower()
     status, page = request(f"{server}/")
     assert status == 200 and 'id="transcript"' in page
+
+
+def test_a_multitask_run_answers_text_and_labels(clip: bytes) -> None:
+    with running_server(tiny_multitask_run()) as base:
+        health = request(f"{base}/health")[1]
+        assert health["kind"] == "multitask" and set(health["label_heads"]["first"]) == set("abcd")
+        status, body = upload(base, clip, "?top_k=3")
+    assert status == 200 and isinstance(body["text"], str)
+    top = body["labels"]["first"]
+    assert len(top) == 3 and {t["label"] for t in top} <= set("abcd")
+    probabilities = [t["probability"] for t in top]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
 
 
 def test_labels_of_multitask_and_classification_runs_are_reported() -> None:

@@ -41,3 +41,18 @@ def tone_word_spans(text: str, sample_rate: int = SR) -> list[tuple[str, float, 
         spans.append((word, start / sample_rate, end / sample_rate))
         position += int(WORD_GAP_S * sample_rate)
     return spans
+
+
+@functools.cache
+def tiny_multitask_run() -> Path:
+    """A multi-task run (CTC + a ``first``-letter head) trained for a few steps only: enough to
+    carry labels through the service, not to be right."""
+    from wavtune.config import load_config
+    from wavtune.training import train
+
+    folder = Path(tempfile.mkdtemp(prefix="wavtune-tinymt-"))
+    atexit.register(shutil.rmtree, folder, True)
+    manifest = write_corpus(folder, WORDS, extra={"first": [w[0] for w in WORDS]})
+    overrides = tiny_overrides(folder, manifest, steps=6) + [
+        "task=multitask", "data.label_columns=[first]", "heads.proj_size=16"]
+    return train(load_config(None, overrides), progress=False).run_dir
