@@ -13,6 +13,7 @@ forward pass of another request rather than running forward passes in parallel.
 stride + 20 ms. The same for the path a perfect model would take (the alignment arithmetic).
 
     python benchmarks/service.py --run ../runs/fsdd --manifest ../data/fsdd/test.jsonl
+    python benchmarks/service.py --skip-service --merge      # timestamps only (~2 min)
 
 Results: ``benchmarks/results/service.json``. Timings on a shared machine are noisy.
 """
@@ -135,11 +136,13 @@ def edge_errors(words: list[tuple[float, float]], truth: list[tuple[str, float, 
 def timestamps() -> dict[str, Any]:
     from test_timestamps import FRAME_S, TOLERANCE_S, VOCAB, acoustic_path
 
+    from wavtune.audio import normalize_waveform
     from wavtune.inference import Recognizer
     from wavtune.timestamps import align
 
     rec = Recognizer(tiny_ctc_run())
     model_errors: list[float] = []
+    spike_errors: list[float] = []  # the same words before snapping to the sound
     path_errors: list[float] = []
     wrong = 0
     for i, text in enumerate(WORDS):
@@ -149,6 +152,8 @@ def timestamps() -> dict[str, Any]:
             wrong += 1
             continue
         model_errors += edge_errors([(w.start_s, w.end_s) for w in t.words], truth)
+        spikes = rec.align(rec.logits(normalize_waveform(tone_speech(text, seed=100 + i)))).words
+        spike_errors += edge_errors([(w.start_s, w.end_s) for w in spikes], truth)
         perfect = align(acoustic_path(text), VOCAB, FRAME_S).words
         path_errors += edge_errors([(w.start_s, w.end_s) for w in perfect], truth)
 
@@ -160,6 +165,7 @@ def timestamps() -> dict[str, Any]:
 
     return {"clips": len(WORDS), "misrecognised_clips": wrong, "frame_s": rec.frame_s,
             "tolerance_ms": round(1000 * TOLERANCE_S), "tiny_model": summary(model_errors),
+            "tiny_model_unsnapped": summary(spike_errors),
             "perfect_path": summary(path_errors), "sample_rate": SR}
 
 
@@ -170,15 +176,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="clips posted per phase")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-timestamps", action="store_true")
+    parser.add_argument("--skip-service", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other part's results already in --out")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_1min_at_start": round(os.getloadavg()[0], 2),
-                    "note": "2 shared cores with other jobs running: timings are noisy"},
-        "service": service(args.run, args.manifest, args.requests, args.clients),
-    }
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.merge else {}
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "load_1min_at_start": round(os.getloadavg()[0], 2),
+                          "note": "2 shared cores with other jobs running: timings are noisy"}
+    if not args.skip_service:
+        results["service"] = service(args.run, args.manifest, args.requests, args.clients)
     if not args.skip_timestamps:
         results["timestamps"] = timestamps()
     args.out.parent.mkdir(parents=True, exist_ok=True)

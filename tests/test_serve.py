@@ -5,6 +5,7 @@ requests, /health and the OpenAPI schema."""
 from __future__ import annotations
 
 import http.client
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -146,9 +147,13 @@ def test_labels_of_multitask_and_classification_runs_are_reported() -> None:
     assert response_of(t, classify=True, chars=True, model="m").text is None
 
 
-def test_serve_command_checks_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_command_checks_its_options(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["serve", str(tiny_ctc_run()), "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb must be positive" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the serve extra were missing
+    assert main(["serve", str(tiny_ctc_run())]) == 2
+    assert 'needs uvicorn: pip install "wavtune[serve]"' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "POST /transcribe" in capsys.readouterr().out
