@@ -44,15 +44,17 @@ def tone_word_spans(text: str, sample_rate: int = SR) -> list[tuple[str, float, 
 
 
 @functools.cache
-def tiny_multitask_run() -> Path:
-    """A multi-task run (CTC + a ``first``-letter head) trained for a few steps only: enough to
-    carry labels through the service, not to be right."""
+def tiny_label_run(task: str) -> Path:
+    """A ``multitask`` (CTC + a ``first``-letter head) or ``classify`` run trained for a few
+    steps only: enough to carry labels through the service, not to be right."""
     from wavtune.config import load_config
     from wavtune.training import train
 
-    folder = Path(tempfile.mkdtemp(prefix="wavtune-tinymt-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"wavtune-tiny{task}-"))
     atexit.register(shutil.rmtree, folder, True)
     manifest = write_corpus(folder, WORDS, extra={"first": [w[0] for w in WORDS]})
-    overrides = tiny_overrides(folder, manifest, steps=6) + [
-        "task=multitask", "data.label_columns=[first]", "heads.proj_size=16"]
+    overrides = tiny_overrides(folder, manifest, steps=4) + [
+        f"task={task}", "data.label_columns=[first]", "heads.proj_size=16"]
+    if task == "classify":
+        overrides.append("train.metric_for_best=accuracy")
     return train(load_config(None, overrides), progress=False).run_dir

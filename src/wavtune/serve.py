@@ -190,8 +190,13 @@ def response_of(t: Transcript, classify: bool, chars: bool, model: str) -> Trans
 # --- request size limit -----------------------------------------------------------------------
 
 class UploadLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413, while it is being received
-    (a declared Content-Length is checked first), so an oversize upload is never buffered."""
+    """ASGI middleware: a request body over ``max_bytes`` gets 413, decided while it is received
+    (a declared Content-Length first), so an oversize upload is never buffered. The rest of the
+    body is read and dropped (up to ``DRAIN_FACTOR`` times the limit) before the answer, because
+    a server that closes on a client still sending resets the connection and the client sees
+    a broken pipe instead of the 413."""
+
+    DRAIN_FACTOR = 4
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -201,12 +206,23 @@ class UploadLimit:
         return (f"the upload is larger than the server's limit of {self.max_bytes / MB:g} MB; "
                 f"send a shorter clip or start the server with a larger --max-upload-mb")
 
+    async def drain(self, receive: Receive, received: int) -> None:
+        """Read and drop the rest of the body (bounded: never more than the drain limit)."""
+        more = True
+        while more and received <= self.DRAIN_FACTOR * self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            received += len(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self.drain(receive, 0)
             await JSONResponse({"detail": self.message()}, status_code=413)(scope, receive, send)
             return
         received = 0
@@ -217,6 +233,8 @@ class UploadLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if message.get("more_body", False):
+                        await self.drain(receive, received)
                     # raised inside the route's body parsing: FastAPI answers it as a 413
                     raise HTTPException(413, self.message())
             return message
