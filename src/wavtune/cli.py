@@ -120,12 +120,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from wavtune.inference import Recognizer, TranscribeOptions, find_audio
     from wavtune.transcript_output import output_paths, render
 
+    rec = Recognizer(args.run, device=args.device)
+    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
     paths = find_audio(args.audio)
     if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
         raise AudioError(f"--format {args.format} with {len(paths)} files: give --output-dir DIR "
                          f"to write one subtitle file per input")
-    rec = Recognizer(args.run, device=args.device)
-    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
     targets = output_paths([str(p) for p in paths], Path(args.output_dir or "."), args.format)
     if args.output_dir:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
