@@ -119,17 +119,27 @@ def cmd_export_ctc(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    from wavtune.audio import AudioError
     from wavtune.inference import Recognizer, TranscribeOptions, find_audio
+    from wavtune.transcript_output import output_paths, render
 
     rec = Recognizer(args.run, device=args.device)
     options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
     paths = find_audio(args.audio)
-    for t in rec.transcribe_files(paths, options, progress=not args.quiet and len(paths) > 8):
-        if args.format == "json":
-            row = {"audio": t.source, "text": t.text, "duration_s": round(t.duration_s, 3)}
-            if t.labels:  # a multi-task run
-                row["labels"] = _labels_json(t.labels)
-            print(json.dumps(row, ensure_ascii=False))
+    if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
+        raise AudioError(f"--format {args.format} with {len(paths)} files: give --output-dir DIR "
+                         f"to write one subtitle file per input")
+    targets = output_paths([str(p) for p in paths], Path(args.output_dir or "."), args.format)
+    if args.output_dir:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    for target, t in zip(targets, rec.transcribe_files(paths, options,
+                                                       progress=not args.quiet and len(paths) > 8)):
+        if args.output_dir:
+            target.write_text(render(t, args.format, args.char_timestamps, indent=1),
+                              encoding="utf-8")
+            print(f"{t.source} -> {target}")
+        elif args.format != "text":
+            print(render(t, args.format, args.char_timestamps), end="")
         else:
             line = f"{t.text}\t{_labels_text(t.labels)}" if t.labels else t.text
             print(line if len(paths) == 1 else f"{t.source}\t{line}")
@@ -296,9 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "overlapping chunks.")
     p.add_argument("run", help="run directory")
     p.add_argument("audio", nargs="+", help="audio files or folders")
-    p.add_argument("--format", choices=("text", "json"), default="text",
+    p.add_argument("--format", choices=("text", "json", "srt", "vtt"), default="text",
                    help="text: the transcript (with the path when several files); json: one "
-                        "object per line")
+                        "object per line with timed words (and labels of a multi-task run); "
+                        "srt, vtt: subtitles")
+    p.add_argument("--char-timestamps", action="store_true",
+                   help="json: also list each character with its start and end (s)")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="write one file per input (DIR/<name>.txt|json|srt|vtt) instead of printing")
     p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long audio (s)")
     p.add_argument("--overlap-s", type=float, default=5.0,
                    help="context kept on each side of a window (s)")
@@ -407,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_card)
+
+    from wavtune import cli_serve
+    cli_serve.add_parsers(sub)
     return parser
 
 
@@ -419,6 +437,7 @@ def _corpus_names() -> list[str]:
 def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.audio import AudioError
     from wavtune.checks import DataError
+    from wavtune.cli_serve import ServeError
     from wavtune.config import ConfigError
     from wavtune.corpora import CorpusError
     from wavtune.manifest import ManifestError
@@ -432,7 +451,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError, RunInfoError)
+            EspeakNotFoundError, RunInfoError, ServeError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

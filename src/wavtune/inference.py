@@ -22,6 +22,7 @@ from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations
 from wavtune.modeling import model_kind, samples_per_frame
 from wavtune.rundir import CONFIG_FILE, RunError, load_run_config, load_vocab
+from wavtune.timestamps import Alignment, CharSpan, WordSpan, align, snap_to_speech
 from wavtune.vocab import Vocabulary
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif")
@@ -66,6 +67,8 @@ class Transcript:
     text: str
     duration_s: float
     labels: tuple[LabelScores, ...] = ()
+    words: tuple[WordSpan, ...] = ()  # timed words of the greedy path
+    chars: tuple[CharSpan, ...] = ()  # timed characters (tokens) of the greedy path
 
 
 @dataclass(frozen=True)
@@ -234,19 +237,27 @@ class Recognizer:
         self.use_attention_mask = run.use_attention_mask
         self.decoder = GreedyDecoder(self.vocab)
         self.samples_per_frame = samples_per_frame(self.model.config)
+        self.frame_s = self.samples_per_frame / self.audio.sample_rate  # seconds per CTC frame
         self.device = device
         self.heads = _Heads(run) if run.label_sets else None
 
-    @torch.no_grad()
     def logits(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                ) -> npt.NDArray[np.float32]:
         """Frame scores ``[frames, vocab]`` of a (possibly long) normalised waveform."""
+        return self.timed_logits(wave, options)[0]
+
+    @torch.no_grad()
+    def timed_logits(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
+                     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+        """Frame scores ``[frames, vocab]`` of a (possibly long) normalised waveform and the
+        start time of each frame in seconds ``[frames]`` (each chunk's frames from its offset)."""
         sr = self.audio.sample_rate
         chunk, context = int(options.chunk_s * sr), int(options.overlap_s * sr)
         if len(wave) <= chunk:
-            return self._forward(wave)
+            out = self._forward(wave)
+            return out, np.arange(len(out), dtype=np.float64) * self.frame_s
         step = chunk - 2 * context
-        pieces = []
+        pieces, times = [], []
         start = 0
         while True:
             end = min(start + chunk, len(wave))
@@ -254,10 +265,11 @@ class Recognizer:
             left = 0 if start == 0 else round(context / self.samples_per_frame)
             right = 0 if end == len(wave) else round(context / self.samples_per_frame)
             pieces.append(out[left : len(out) - right])
+            times.append(start / sr + np.arange(left, len(out) - right) * self.frame_s)
             if end == len(wave):
                 break
             start += step
-        return np.concatenate(pieces, axis=0)
+        return np.concatenate(pieces, axis=0), np.concatenate(times)
 
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
         x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
@@ -272,6 +284,30 @@ class Recognizer:
             wave = normalize_waveform(wave)
         return self.decoder.decode(self.logits(wave, options)).text
 
+    def transcript_of_array(self, wave: Waveform, source: str = "array",
+                            options: TranscribeOptions = TranscribeOptions(), top_k: int = 1
+                            ) -> Transcript:
+        """Text, timed words and characters (and labels, for a multi-task run) of a mono
+        waveform already at the model's sample rate."""
+        norm = normalize_waveform(wave) if self.audio.do_normalize else wave
+        logits, starts = self.timed_logits(norm, options)
+        timed = self.align(logits, starts, wave)
+        labels = (self._labels(self.heads.of_wave(norm, options.chunk_s), top_k)
+                  if self.heads is not None else ())
+        return Transcript(source, self.decoder.decode(logits).text,
+                          len(wave) / self.audio.sample_rate, labels, timed.words, timed.chars)
+
+    def align(self, logits: npt.NDArray[np.float32],
+              frame_starts_s: npt.NDArray[np.float64] | None = None,
+              wave: Waveform | None = None) -> Alignment:
+        """Timed words and characters of the best (greedy) path through ``logits``; with the
+        ``wave`` they came from, word edges are moved out to the ends of their sound."""
+        timed = align(np.asarray(logits).argmax(axis=-1).tolist(), self.vocab, self.frame_s,
+                      frame_starts_s, logits)
+        if wave is None:
+            return timed
+        return Alignment(timed.chars, snap_to_speech(timed.words, wave, self.audio.sample_rate))
+
     def transcribe_files(self, paths: Sequence[Path], options: TranscribeOptions = TranscribeOptions(),
                          progress: bool = False, top_k: int = 1) -> Iterator[Transcript]:
         """Transcripts of ``paths`` in input order; short files go in length-sorted batches.
@@ -279,6 +315,7 @@ class Recognizer:
         utts = with_durations([Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)])
         short = [u for u in utts if (u.duration_s or 0.0) <= options.chunk_s]
         texts: dict[str, str] = {}
+        timed: dict[str, Alignment] = {}
         labels: dict[str, tuple[LabelScores, ...]] = {}
         if short and self.heads is not None:
             dataset = SpeechDataset(short, self.audio)
@@ -287,21 +324,27 @@ class Recognizer:
                                          desc="transcribe"):
                 if out.frames is not None:
                     texts[out.id] = self.decoder.decode(out.frames.logits).text
+                    timed[out.id] = self.align(out.frames.logits, wave=self._wave(out.id, utts))
                 labels[out.id] = self._labels(self.heads.probabilities(out.head_scores), top_k)
         elif short:
             dataset = SpeechDataset(short, self.audio)
             for frames in iter_outputs(self.model, dataset, options.batch_size,
                                        self.use_attention_mask, progress=progress, desc="transcribe"):
                 texts[frames.id] = self.decoder.decode(frames.logits).text
+                timed[frames.id] = self.align(frames.logits, wave=self._wave(frames.id, utts))
         for u in utts:
+            source = str(paths[int(u.id)])
             if u.id not in texts:
                 wave = load_audio(u.audio, self.audio.sample_rate)
-                texts[u.id] = self.transcribe_array(wave, options)
-                if self.heads is not None:
-                    norm = normalize_waveform(wave) if self.audio.do_normalize else wave
-                    labels[u.id] = self._labels(self.heads.of_wave(norm, options.chunk_s), top_k)
-            yield Transcript(str(paths[int(u.id)]), texts[u.id], u.duration_s or 0.0,
-                             labels.get(u.id, ()))
+                yield self.transcript_of_array(wave, source, options, top_k)
+                continue
+            found = timed.get(u.id, Alignment((), ()))
+            yield Transcript(source, texts[u.id], u.duration_s or 0.0, labels.get(u.id, ()),
+                             found.words, found.chars)
+
+    def _wave(self, utt_id: str, utts: Sequence[Utterance]) -> Waveform:
+        """The audio of a short file again (batches do not keep it), for the word edges."""
+        return load_audio(utts[int(utt_id)].audio, self.audio.sample_rate)
 
     def _labels(self, probs: Sequence[npt.NDArray[np.float64]], k: int) -> tuple[LabelScores, ...]:
         return tuple(top_labels(s, p, k) for s, p in zip(self.run.label_sets, probs))
