@@ -14,14 +14,14 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.arpa import EOS, UNK, arpa_unigrams, is_arpa
+from wavtune.arpa import EOS, UNK, LMUnit, arpa_unigrams, is_arpa
 from wavtune.constants import WORD_DELIMITER
 from wavtune.decoder_settings import DecoderSettings, DecodingError, Hotword
 from wavtune.decoding import Hypothesis, collapse
@@ -53,11 +53,13 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def resolve_lm_unit(settings: DecoderSettings, vocab: Vocabulary) -> str:
+def resolve_lm_unit(settings: DecoderSettings, vocab: Vocabulary) -> LMUnit:
     """``word`` or ``char`` for the settings' LM: as given, else an ARPA file whose words are
     all vocabulary tokens or single characters is a char LM; a binary is a char LM for CJK/phone vocabularies."""
-    if settings.lm_unit != "auto" or not settings.lm:
-        return settings.lm_unit if settings.lm_unit != "auto" else "word"
+    if settings.lm_unit != "auto":
+        return settings.lm_unit
+    if not settings.lm:
+        return "word"
     if is_arpa(settings.lm):
         words = set(arpa_unigrams(settings.lm)) - {"<s>", EOS, UNK}
         tokens = set(vocab.tokens)
@@ -97,7 +99,7 @@ class _Scorer:
     """The LM flashlight's decoder calls: see the module docstring. Built by :func:`_scorer`
     (flashlight's ``LM`` base class is imported lazily, so the class is made at run time)."""
 
-    def __init__(self, vocab: Vocabulary, settings: DecoderSettings, unit: str,
+    def __init__(self, vocab: Vocabulary, settings: DecoderSettings, unit: LMUnit,
                  lm_words: Sequence[str] | None) -> None:
         fl = _flashlight()
         self.fl = fl
@@ -116,7 +118,7 @@ class _Scorer:
             self._load(settings.lm, unit, lm_words)
         self.cache: dict[Any, tuple[_Context, float]] = {}
 
-    def _load(self, path: str, unit: str, lm_words: Sequence[str] | None) -> None:
+    def _load(self, path: str, unit: LMUnit, lm_words: Sequence[str] | None) -> None:
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
 
@@ -268,6 +270,13 @@ class BeamDecoder:
         silence = vocab.tokens.index(WORD_DELIMITER) if WORD_DELIMITER in vocab.tokens else vocab.pad_id
         self._decoder = fl.LexiconFreeDecoder(options, self.scorer or fl.ZeroLM(), silence,
                                               vocab.pad_id, [])
+
+    def set_weights(self, alpha: float, beta: float) -> None:
+        """Change the LM weight and word bonus in place (tuning re-decodes without reloading
+        the LM)."""
+        self.settings = replace(self.settings, alpha=alpha, beta=beta)
+        if self.scorer is not None:
+            self.scorer.alpha, self.scorer.beta = alpha * LN10, beta
 
     def log_probs(self, logits: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
         """Per-frame log-softmax of ``logits`` ``[frames, vocab]`` (infinities clipped)."""
