@@ -37,6 +37,9 @@ def _sentences(n: int, rng: random.Random) -> list[str]:
     return [" ".join(rng.choice(LEXICON) for _ in range(rng.randint(1, 3))) for _ in range(n)]
 
 
+pytestmark = pytest.mark.slow  # trains a tiny model (about 40 s on 2 idle cores)
+
+
 @pytest.fixture(scope="module")
 def ambiguous(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path, Path]:
     folder = tmp_path_factory.mktemp("lm")
@@ -81,6 +84,13 @@ def test_lm_build_tune_then_evaluate_and_transcribe_use_it(
     assert tuned["decoder"].startswith("beam 8 + word LM") and greedy["decoder"] == "greedy"
     assert tuned["wer"] == pytest.approx(record["dev"]["wer"])
     assert greedy["wer"] == pytest.approx(record["dev"]["greedy_wer"])
+
+    from wavtune.card import render_card
+
+    card = render_card(run)
+    assert "- Decoding: beam search (width 8) with a word n-gram LM (`lm/words.arpa`" in card
+    assert f"| greedy | 16 | {record['dev']['greedy_wer']:.4f} |" in card
+    assert f"| beam + LM (tuned) | 16 | {record['dev']['wer']:.4f} |" in card
 
     rows = [json.loads(line) for line in dev.read_text().splitlines()]
     clips = [str(dev.parent / r["audio"]) for r in rows]

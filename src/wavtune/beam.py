@@ -262,7 +262,8 @@ class BeamDecoder:
         if settings.lm or settings.hotwords:
             self.scorer = _scorer_class()(vocab, settings, self.lm_unit, lm_words)
         options = fl.LexiconFreeDecoderOptions(
-            beam_size=settings.beam_width, beam_size_token=len(vocab),
+            beam_size=settings.beam_width,
+            beam_size_token=min(settings.token_beam or len(vocab), len(vocab)),
             beam_threshold=settings.beam_threshold, lm_weight=1.0 if self.scorer else 0.0,
             sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
         # flashlight starts every hypothesis on the 'silence' token: the word delimiter, or

@@ -22,6 +22,7 @@ DEFAULT_ALPHA = 0.5  # LM weight: natural-log LM scores are multiplied by it
 DEFAULT_BETA = 1.0  # word insertion bonus (nats per word; per character for CJK/char LMs)
 DEFAULT_HOTWORD_WEIGHT = 3.0  # nats per token of a matched hotword
 DEFAULT_BEAM_THRESHOLD = 25.0  # hypotheses this far (nats) below the best are pruned
+DEFAULT_TOKEN_BEAM = 12  # tokens tried per frame: the most probable ones (0: all)
 
 DecoderKind = Literal["greedy", "beam"]
 LMUnitChoice = Literal["auto", "word", "char"]
@@ -64,6 +65,7 @@ class DecoderSettings:
     beta: float = DEFAULT_BETA
     hotwords: tuple[Hotword, ...] = ()
     beam_threshold: float = DEFAULT_BEAM_THRESHOLD
+    token_beam: int = DEFAULT_TOKEN_BEAM
 
     def __post_init__(self) -> None:
         if self.kind not in ("greedy", "beam"):
