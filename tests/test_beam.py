@@ -191,3 +191,20 @@ def test_tiny_vocabularies_never_crash(size: int, n: int, seed: int) -> None:
     logits = np.random.default_rng(seed).normal(0, 3, (n, len(vocab))).astype(np.float32)
     hyp = BeamDecoder(vocab, DecoderSettings("beam", beam_width=2)).decode(logits)
     assert all(0 < i < len(vocab) for i in hyp.ids)
+
+
+def test_decoding_json_round_trip_and_overrides(tmp_path: Path) -> None:
+    from wavtune.decoder_settings import load_decoding, save_decoding, with_overrides
+
+    (tmp_path / "lm").mkdir()
+    inside = DecoderSettings("beam", lm=str(tmp_path / "lm" / "w.arpa"), lm_unit="word", alpha=1.5,
+                             hotwords=(Hotword("cab", 2.0),))
+    save_decoding(tmp_path, inside)
+    assert '"lm": "lm/w.arpa"' in (tmp_path / "decoding.json").read_text()
+    assert load_decoding(tmp_path) == inside
+    assert load_decoding(tmp_path / "lm") is None
+    assert with_overrides(inside, decoder="greedy").kind == "greedy"
+    assert with_overrides(DecoderSettings(), hotwords=[Hotword("ab")]).kind == "beam"
+    changed = with_overrides(inside, lm="/x.arpa", beta=3.0)
+    assert (changed.lm, changed.lm_unit, changed.beta, changed.alpha) == ("/x.arpa", "auto", 3.0, 1.5)
+    assert changed.name == "beam 32 + n-gram LM" and inside.name == "beam 32 + word LM"

@@ -14,9 +14,9 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -67,9 +67,8 @@ def resolve_lm_unit(settings: DecoderSettings, vocab: Vocabulary) -> LMUnit:
     return "char" if vocab.unit in ("cjk", "phone") else "word"
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What the scorer knows about one hypothesis."""
+class _Context(NamedTuple):
+    """What the scorer knows about one hypothesis (a tuple: made millions of times per run)."""
 
     lm_state: Any  # flashlight LMState of the KenLM model, None without an LM
     partial: str = ""  # letters of the word being spelled (word LMs)
