@@ -123,7 +123,8 @@ class _Scorer:
 
         if not Path(path).is_file():
             raise DecodingError(f"{path}: language model not found; build one with 'wavtune lm "
-                                f"build' or give an ARPA/KenLM binary file")
+                                f"build' or give an ARPA/KenLM binary file (a run's decoding.json "
+                                f"may name it: --decoder greedy decodes without it)")
         if unit == "char":
             words = list(self.tokens)
         elif is_arpa(path):
