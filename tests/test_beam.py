@@ -3,6 +3,7 @@ best paths are known, and fuzzed logits."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,28 @@ def test_char_lm_fixes_an_ambiguous_letter(tmp_path: Path) -> None:
     decoder = BeamDecoder(VOCAB, DecoderSettings("beam", lm=str(lm)))
     assert decoder.lm_unit == "char"
     assert decoder.decode(_ambiguous_cab()).text == "cab"
+
+
+def test_native_char_lm_agrees_with_the_python_callback(tmp_path: Path) -> None:
+    # without hotwords a char LM runs in flashlight's C++ (KenLM scores every token, beta is the
+    # delimiter's score); a weight-0 hotword forces wavtune's Python callback. They differ only
+    # in recombination (C++ merges hypotheses whose last n-1 tokens agree), so on speech-like
+    # frames they give the same text
+    lm = tmp_path / "chars.arpa"
+    build_arpa(["cab", "ab cab", "bab", "dab cd"] * 5, lm, order=3, unit="char")
+    settings = DecoderSettings("beam", beam_width=8, lm=str(lm), alpha=0.8, beta=0.5)
+    native = BeamDecoder(VOCAB, settings)
+    python = BeamDecoder(VOCAB, replace(settings, hotwords=(Hotword("a", 0.0),)))
+    assert native.native_lm is not None and python.scorer is not None
+    rng = np.random.default_rng(0)
+    for text in ("cab", "ab cab", "dab cd", "bad", "cc dd"):
+        for _ in range(4):
+            logits = frames(*spell(text, p=float(rng.uniform(0.5, 0.95))))
+            logits += rng.normal(0, 0.5, logits.shape).astype(np.float32)
+            assert native.decode(logits) == python.decode(logits)
+    assert native.decode(_ambiguous_cab()).text == "cab"
+    native.set_weights(0.0, 0.0)
+    assert native.decode(_ambiguous_cab()).text == "cad"
 
 
 def test_hotword_changes_the_result_and_weight_zero_does_not() -> None:

@@ -67,6 +67,26 @@ def resolve_lm_unit(settings: DecoderSettings, vocab: Vocabulary) -> LMUnit:
     return "char" if vocab.unit in ("cjk", "phone") else "word"
 
 
+def load_kenlm(path: str, words: Sequence[str]) -> tuple[Any, Any]:
+    """flashlight's KenLM model of ``path`` and the dictionary of ``words`` (plus ``<unk>``)
+    its scores are asked by."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    if not Path(path).is_file():
+        raise DecodingError(f"{path}: language model not found; build one with 'wavtune lm "
+                            f"build' or give an ARPA/KenLM binary file (a run's decoding.json "
+                            f"may name it: --decoder greedy decodes without it)")
+    dictionary = Dictionary(list(words) if UNK in words else [*words, UNK])
+    try:
+        with _quiet_stderr():
+            return KenLM(str(path), dictionary), dictionary
+    except RuntimeError as e:  # KenLM's C++ exceptions arrive as RuntimeError, with the reason
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise DecodingError(f"{path}: KenLM cannot load it ({reason}); give an ARPA or KenLM "
+                            f"binary file") from None
+
+
 class _Context(NamedTuple):
     """What the scorer knows about one hypothesis (a tuple: made millions of times per run)."""
 
@@ -118,34 +138,22 @@ class _Scorer:
         self.cache: dict[Any, tuple[_Context, float]] = {}
 
     def _load(self, path: str, unit: LMUnit, lm_words: Sequence[str] | None) -> None:
-        from flashlight.lib.text.decoder.kenlm import KenLM
-        from flashlight.lib.text.dictionary import Dictionary
-
-        if not Path(path).is_file():
-            raise DecodingError(f"{path}: language model not found; build one with 'wavtune lm "
-                                f"build' or give an ARPA/KenLM binary file (a run's decoding.json "
-                                f"may name it: --decoder greedy decodes without it)")
         if unit == "char":
             words = list(self.tokens)
-        elif is_arpa(path):
+        elif Path(path).is_file() and is_arpa(path):
             words = [w for w in arpa_unigrams(path) if w not in ("<s>", EOS)]
             self.word_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
         elif lm_words:
             words = sorted(set(lm_words) | {UNK})
-        else:
+        elif Path(path).is_file():
             raise DecodingError(f"{path}: a KenLM binary word LM needs its word list; give the "
                                 f"ARPA file instead, or use it from a run (its training words)")
-        dictionary = Dictionary(words if UNK in words else [*words, UNK])
+        else:
+            words = []
+        self.kenlm, dictionary = load_kenlm(path, words)
         self.word_ids = {w: int(dictionary.get_index(w)) for w in words}
         self.unk = int(dictionary.get_index(UNK))
-        self.token_ids = [dictionary.get_index(t) for t in self.tokens] if unit == "char" else []
-        try:
-            with _quiet_stderr():
-                self.kenlm = KenLM(str(path), dictionary)
-        except RuntimeError as e:  # KenLM's C++ exceptions arrive as RuntimeError, with the reason
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise DecodingError(f"{path}: KenLM cannot load it ({reason}); give an ARPA or KenLM "
-                                f"binary file") from None
+        self.token_ids = [int(dictionary.get_index(t)) for t in self.tokens] if unit == "char" else []
 
     # --- the flashlight LM interface ------------------------------------------------------
     def start(self, start_with_nothing: bool) -> Any:
@@ -248,29 +256,44 @@ class BeamDecoder:
 
     Hypotheses that reach the same text add their probabilities (CTC prefix beam search), so
     beam search can beat the best single path. Without an LM or hotwords it uses flashlight's
-    ``ZeroLM``. ``decode`` takes ``[frames, vocab]`` logits (or log-probabilities); NaN raises
+    ``ZeroLM``; a char LM without hotwords runs in C++ (flashlight's KenLM, which also merges
+    hypotheses whose last n-1 tokens agree); word LMs and hotwords go through :class:`_Scorer`. ``decode`` takes ``[frames, vocab]`` logits (or log-probabilities); NaN raises
     ValueError. Not thread-safe: use one decoder per thread.
     """
 
     def __init__(self, vocab: Vocabulary, settings: DecoderSettings,
                  lm_words: Sequence[str] | None = None) -> None:
-        fl = _flashlight()
         self.vocab = vocab
         self.settings = settings
         self.lm_unit = resolve_lm_unit(settings, vocab)
+        self.silence = vocab.tokens.index(WORD_DELIMITER) if WORD_DELIMITER in vocab.tokens \
+            else vocab.pad_id  # flashlight starts hypotheses on it: '|', or the blank (phones)
         self.scorer: Any = None
-        if settings.lm or settings.hotwords:
+        self.native_lm: Any = None
+        if settings.lm and self._native(vocab):
+            self.native_lm, _ = load_kenlm(settings.lm, vocab.tokens)
+        elif settings.lm or settings.hotwords:
             self.scorer = _scorer_class()(vocab, settings, self.lm_unit, lm_words)
+        self._build()
+
+    def _native(self, vocab: Vocabulary) -> bool:
+        """A char LM without hotwords needs no Python callback: flashlight's C++ KenLM scores
+        every token and its silence score is the word bonus (no CJK: beta is per character
+        there, which flashlight cannot express)."""
+        return (self.lm_unit == "char" and not self.settings.hotwords
+                and not any(len(t) == 1 and is_cjk(t) for t in vocab.tokens))
+
+    def _build(self) -> None:
+        fl, s = _flashlight(), self.settings
+        if self.native_lm is not None:
+            lm, weight, bonus = self.native_lm, s.alpha * LN10, s.beta  # scores are log10
+        else:
+            lm, weight, bonus = self.scorer or fl.ZeroLM(), 1.0 if self.scorer else 0.0, 0.0
         options = fl.LexiconFreeDecoderOptions(
-            beam_size=settings.beam_width,
-            beam_size_token=min(settings.token_beam or len(vocab), len(vocab)),
-            beam_threshold=settings.beam_threshold, lm_weight=1.0 if self.scorer else 0.0,
-            sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
-        # flashlight starts every hypothesis on the 'silence' token: the word delimiter, or
-        # the blank for vocabularies without one (phones)
-        silence = vocab.tokens.index(WORD_DELIMITER) if WORD_DELIMITER in vocab.tokens else vocab.pad_id
-        self._decoder = fl.LexiconFreeDecoder(options, self.scorer or fl.ZeroLM(), silence,
-                                              vocab.pad_id, [])
+            beam_size=s.beam_width, beam_size_token=min(s.token_beam or len(self.vocab), len(self.vocab)),
+            beam_threshold=s.beam_threshold, lm_weight=weight, sil_score=bonus, log_add=True,
+            criterion_type=fl.CriterionType.CTC)
+        self._decoder = fl.LexiconFreeDecoder(options, lm, self.silence, self.vocab.pad_id, [])
 
     def set_weights(self, alpha: float, beta: float) -> None:
         """Change the LM weight and word bonus in place (tuning re-decodes without reloading
@@ -278,6 +301,7 @@ class BeamDecoder:
         self.settings = replace(self.settings, alpha=alpha, beta=beta)
         if self.scorer is not None:
             self.scorer.alpha, self.scorer.beta = alpha * LN10, beta
+        self._build()
 
     def log_probs(self, logits: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
         """Per-frame log-softmax of ``logits`` ``[frames, vocab]`` (infinities clipped)."""
