@@ -39,9 +39,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tone-speech factories and HTTP helpers
 
-from factories import SR, WORDS, tone_speech
-from servers import multipart, request
-from tinyrun import tiny_ctc_run, tone_word_spans
+from factories import SR, WORDS, tone_speech  # noqa: E402
+from servers import multipart, request  # noqa: E402
+from tinyrun import tiny_ctc_run, tone_word_spans  # noqa: E402
 
 
 def free_port() -> int:

@@ -153,7 +153,7 @@ def model_description(facts: RunFacts) -> list[str]:
             tokens = ": " + " ".join(f"`{t}`" for t in model.tokens)
         lines.append(f"- Output: CTC over {size_v if size_v else 'the'} tokens ({unit} units; "
                      f"the pad token is the blank){tokens}.")
-        lines.append("- Decoding: greedy (best path), no language model.")
+        lines.append(decoding_line(facts))
     for head, labels in label_sets(facts).items():
         name = f"`{head}` head" if head else "Labels"
         lines.append(f"- {name}: {len(labels)} classes: " + ", ".join(f"`{lb}`" for lb in labels)
@@ -250,6 +250,7 @@ def evaluation_section(facts: RunFacts) -> list[str]:
             cer = interval_text(h.cer) if h.cer else "-"
             lines.append(f"| {split} | greedy | {h.utterances} | {interval_text(h.wer)} | {cer} |")
             lines += lm_rows(facts, split)
+        lines += tuned_rows(facts)
     else:
         scores = {s: v for s, v in facts.metrics.scores.items() if v}
         if not scores:
@@ -273,6 +274,37 @@ def lm_rows(facts: RunFacts, split: str) -> list[str]:
     name = str(lm.get("name", "greedy + LM"))
     wer, cer = finite(lm.get("wer")), finite(lm.get("cer"))
     return [f"| {split} | {name} | {lm.get('utterances', '-')} | {_fmt(wer)} | {_fmt(cer)} |"]
+
+
+def decoding_line(facts: RunFacts) -> str:
+    """How ``wavtune transcribe``/``evaluate`` decode: RUN/decoding.json (``wavtune lm tune``)."""
+    from wavtune.decoder_settings import read_decoding
+
+    record = read_decoding(facts.root)
+    if not record or record.get("kind") != "beam":
+        return "- Decoding: greedy (best path), no language model."
+    lm = (f" with a {record.get('lm_unit', 'n-gram')} n-gram LM (`{record['lm']}`, alpha "
+          f"{record.get('alpha')}, beta {record.get('beta')})") if record.get("lm") else ""
+    return (f"- Decoding: beam search (width {record.get('beam_width')}){lm}, from `decoding.json`; "
+            f"`--decoder greedy` gives best-path decoding.")
+
+
+def tuned_rows(facts: RunFacts) -> list[str]:
+    """Dev-set WER with and without the LM, as ``wavtune lm tune`` measured them."""
+    from wavtune.decoder_settings import read_decoding
+
+    dev = (read_decoding(facts.root) or {}).get("dev")
+    if not isinstance(dev, Mapping):
+        return []
+    name = f"tuning dev (`{Path(str(dev.get('manifest', '?'))).name}`)"
+    n = dev.get("utterances", "-")
+    rows = [(f"| {name} | greedy | {n} | {_fmt(finite(dev.get('greedy_wer')))} | "
+             f"{_fmt(finite(dev.get('greedy_cer')))} |")]
+    if finite(dev.get("beam_wer")) is not None:
+        rows.append(f"| {name} | beam, no LM | {n} | {_fmt(finite(dev.get('beam_wer')))} | - |")
+    rows.append(f"| {name} | beam + LM (tuned) | {n} | {_fmt(finite(dev.get('wer')))} | "
+                f"{_fmt(finite(dev.get('cer')))} |")
+    return rows
 
 
 def published_text(facts: RunFacts) -> str:

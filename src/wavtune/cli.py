@@ -51,25 +51,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wavtune.cli_lm import settings_from_args
+    from wavtune.decoder_settings import make_decoder
     from wavtune.evaluation import write_task_predictions
     from wavtune.inference import LoadedRun, evaluate_manifest
     from wavtune.rundir import RunDir
 
     loaded = LoadedRun(args.run, device=args.device)
+    decoding = settings_from_args(args)
+    decoder = make_decoder(loaded.vocab, decoding) if loaded.vocab is not None else None
     result = evaluate_manifest(loaded, args.manifest, args.text_column, args.batch_size,
-                               progress=not args.quiet)
+                               progress=not args.quiet, decoder=decoder)
     name = args.name or Path(args.manifest).stem
     run = RunDir(Path(args.run))
     write_task_predictions(result, run.predictions(name))
     summary: dict[str, Any] = {"manifest": str(args.manifest), **result.scores(),
                                "utterances": result.num_utterances}
+    if result.ctc is not None:
+        summary["decoder"] = decoding.name
     if result.heads:
         summary["heads"] = {h.name: h.details() for h in result.heads}
     run.write_json(run.root / f"metrics-{name}.json", summary)
     if args.json:
         print(json.dumps(summary))
     else:
-        scores = [f"WER {result.ctc.wer:.4f}  CER {result.ctc.cer:.4f}"] if result.ctc else []
+        scores = [f"WER {result.ctc.wer:.4f}  CER {result.ctc.cer:.4f} ({decoding.name})"
+                  ] if result.ctc else []
         scores += [f"{h.name}: accuracy {h.report.accuracy:.4f} macro F1 {h.report.macro.f1:.4f}"
                    for h in result.heads]
         print(f"{name}: {'  '.join(scores)}  loss {result.loss:.4f}  "
@@ -120,10 +127,11 @@ def cmd_export_ctc(args: argparse.Namespace) -> int:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from wavtune.audio import AudioError
+    from wavtune.cli_lm import settings_from_args
     from wavtune.inference import Recognizer, TranscribeOptions, find_audio
     from wavtune.transcript_output import output_paths, render
 
-    rec = Recognizer(args.run, device=args.device)
+    rec = Recognizer(args.run, device=args.device, decoding=settings_from_args(args))
     options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
     paths = find_audio(args.audio)
     if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
@@ -266,6 +274,9 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from wavtune.cli_lm import add_decoder_options
+    from wavtune.cli_lm import add_parsers as add_lm_parsers
+
     parser = argparse.ArgumentParser(
         prog="wavtune",
         description="Fine-tune wav2vec2-family speech encoders for CTC speech recognition, "
@@ -298,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="transcript column (default: the run's data.text_column)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     _add_inference_options(p)
+    add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("transcribe", help="transcribe audio files or folders with a run",
@@ -318,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap-s", type=float, default=5.0,
                    help="context kept on each side of a window (s)")
     _add_inference_options(p)
+    add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("classify", help="label audio files or folders with a classification run",
@@ -425,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from wavtune import cli_serve
     cli_serve.add_parsers(sub)
+    add_lm_parsers(sub)
     return parser
 
 
@@ -435,11 +449,13 @@ def _corpus_names() -> list[str]:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from wavtune.arpa import LanguageModelError
     from wavtune.audio import AudioError
     from wavtune.checks import DataError
     from wavtune.cli_serve import ServeError
     from wavtune.config import ConfigError
     from wavtune.corpora import CorpusError
+    from wavtune.decoder_settings import DecodingError
     from wavtune.manifest import ManifestError
     from wavtune.modeling import ModelError
     from wavtune.rundir import RunError
@@ -451,7 +467,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError, RunInfoError, ServeError)
+            EspeakNotFoundError, RunInfoError, ServeError, DecodingError, LanguageModelError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

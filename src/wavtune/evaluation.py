@@ -26,7 +26,7 @@ from wavtune.classification import HeadEvaluation, score_head
 from wavtune.collate import Batch, Collator
 from wavtune.config import OnError
 from wavtune.data import SpeechDataset
-from wavtune.decoding import GreedyDecoder
+from wavtune.decoding import CTCDecoder, GreedyDecoder
 from wavtune.modeling import ModelKind, model_kind
 from wavtune.sampling import DurationBatchSampler
 from wavtune.skipping import SkippingCollator, SkippingDataset
@@ -157,20 +157,24 @@ def evaluate_ctc(
     num_workers: int = 0,
     progress: bool = True,
     on_error: OnError | None = None,
+    decoder: CTCDecoder | None = None,
 ) -> CTCEvaluation:
-    """Greedy-decode ``dataset`` with ``model`` and score it against the dataset's references."""
+    """Decode ``dataset`` with ``model`` (greedy unless ``decoder``) and score it against the
+    dataset's references."""
     if dataset.vocab is None:
         raise ValueError("evaluate_ctc needs a dataset with a vocabulary")
     outputs = iter_outputs(model, dataset, batch_size, use_attention_mask, num_workers, progress,
                            on_error=on_error)
-    return score_ctc(dataset, outputs)
+    return score_ctc(dataset, outputs, decoder)
 
 
-def score_ctc(dataset: SpeechDataset, outputs: Iterable[FrameOutput]) -> CTCEvaluation:
-    """Greedy-decode each output and score it against the dataset's reference."""
+def score_ctc(dataset: SpeechDataset, outputs: Iterable[FrameOutput],
+              decoder: CTCDecoder | None = None) -> CTCEvaluation:
+    """Decode each output (greedy unless ``decoder``) and score it against the dataset's
+    reference."""
     if dataset.vocab is None:
         raise ValueError("score_ctc needs a dataset with a vocabulary")
-    decoder = GreedyDecoder(dataset.vocab)
+    decoder = decoder or GreedyDecoder(dataset.vocab)
     position = {u.id: i for i, u in enumerate(dataset.utterances)}
     rows: list[Prediction] = []
     losses: list[float] = []
@@ -326,13 +330,15 @@ def loss_weights(model: PreTrainedModel) -> tuple[float, tuple[float, ...]]:
 
 def evaluate(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8,
              use_attention_mask: bool = True, num_workers: int = 0,
-             progress: bool = True, on_error: OnError | None = None) -> Evaluation:
+             progress: bool = True, on_error: OnError | None = None,
+             decoder: CTCDecoder | None = None) -> Evaluation:
     """Score every head of ``model`` on ``dataset`` (its vocabulary and label sets give the
-    references; a CTC-only model is scored exactly as :func:`evaluate_ctc` does).
-    ``on_error='skip'``: clips that fail to decode are logged and left out, not fatal."""
+    references; a CTC-only model is scored exactly as :func:`evaluate_ctc` does; transcripts
+    are decoded greedily unless ``decoder``). ``on_error='skip'``: clips that fail to decode
+    are logged and left out, not fatal."""
     if model_kind(model) == "ctc":
         only = evaluate_ctc(model, dataset, batch_size, use_attention_mask, num_workers, progress,
-                            on_error)
+                            on_error, decoder)
         return Evaluation(only.loss, only, (), only.num_utterances)
     ctc_weight, head_weights = loss_weights(model)
     if len(head_weights) != len(dataset.label_sets):
@@ -345,7 +351,7 @@ def evaluate(model: PreTrainedModel, dataset: SpeechDataset, batch_size: int = 8
     ctc = None
     frames = [o.frames for o in outputs if o.frames is not None]
     if frames and dataset.vocab is not None:
-        ctc = score_ctc(dataset, frames)
+        ctc = score_ctc(dataset, frames, decoder)
     ids = [o.id for o in outputs]
     targets = [dataset.class_labels(position[i]) for i in ids]  # [utterances][heads]
     heads = tuple(

@@ -16,7 +16,8 @@ from wavtune.audio import AudioError, Waveform, load_audio, normalize_waveform
 from wavtune.classification import log_softmax
 from wavtune.constants import DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S
 from wavtune.data import AudioSettings, SpeechDataset
-from wavtune.decoding import GreedyDecoder
+from wavtune.decoder_settings import DecoderSettings, make_decoder
+from wavtune.decoding import CTCDecoder, GreedyDecoder
 from wavtune.evaluation import Evaluation, iter_outputs, iter_task_outputs
 from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations
@@ -225,7 +226,8 @@ class Recognizer:
     """A CTC or multi-task run loaded for inference (greedy decoding); a multi-task run also
     labels what it transcribes."""
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(self, run_dir: str | Path, device: str = "cpu",
+                 decoding: DecoderSettings | None = None) -> None:
         run = LoadedRun(run_dir, device)
         if run.vocab is None:
             raise RunError(f"{run_dir}: a classification run has no CTC head to transcribe with; "
@@ -235,7 +237,8 @@ class Recognizer:
         self.model = run.model
         self.audio = run.audio
         self.use_attention_mask = run.use_attention_mask
-        self.decoder = GreedyDecoder(self.vocab)
+        # decoding=None: greedy; the CLI passes RUN/decoding.json's settings (wavtune lm tune)
+        self.decoder = make_decoder(self.vocab, decoding) if decoding else GreedyDecoder(self.vocab)
         self.samples_per_frame = samples_per_frame(self.model.config)
         self.frame_s = self.samples_per_frame / self.audio.sample_rate  # seconds per CTC frame
         self.device = device
@@ -351,9 +354,11 @@ class Recognizer:
 
 
 def evaluate_manifest(run: LoadedRun, manifest: str | Path, text_column: str | None = None,
-                      batch_size: int = 8, progress: bool = True) -> Evaluation:
+                      batch_size: int = 8, progress: bool = True,
+                      decoder: CTCDecoder | None = None) -> Evaluation:
     """Score every head of a loaded run on a manifest (transcripts normalised as in training;
-    labels must be among the run's, else LabelError names the row)."""
+    labels must be among the run's, else LabelError names the row); ``decoder``: greedy when
+    None."""
     from wavtune.evaluation import evaluate
     from wavtune.manifest import read_manifest
 
@@ -361,4 +366,5 @@ def evaluate_manifest(run: LoadedRun, manifest: str | Path, text_column: str | N
     utts = with_durations(read_manifest(manifest))
     dataset = SpeechDataset(utts, run.audio, run.vocab, config.text.normalizer(),
                             text_column or config.data.text_column, label_sets=run.label_sets)
-    return evaluate(run.model, dataset, batch_size, run.use_attention_mask, progress=progress)
+    return evaluate(run.model, dataset, batch_size, run.use_attention_mask, progress=progress,
+                    decoder=decoder)
