@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,7 +96,6 @@ class TunedScores:
     cer: float
     beam_wer: float | None = None  # beam search without the LM, same width
     trials: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_decoder(vocab: Vocabulary, settings: DecoderSettings,
