@@ -118,8 +118,13 @@ def cmd_export_ctc(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from wavtune.inference import Recognizer, TranscribeOptions, find_audio
 
-    rec = Recognizer(args.run, device=args.device)
-    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
+    if args.backend == "onnx":
+        from wavtune.onnx_backend import OnnxRecognizer
+
+        rec: Recognizer = OnnxRecognizer(args.run, int8=args.int8, threads=args.threads)
+    else:
+        rec = Recognizer(args.run, device=args.device)
+    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size, args.max_batch_s)
     paths = find_audio(args.audio)
     for t in rec.transcribe_files(paths, options, progress=not args.quiet and len(paths) > 8):
         if args.format == "json":
@@ -299,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long audio (s)")
     p.add_argument("--overlap-s", type=float, default=5.0,
                    help="context kept on each side of a window (s)")
+    p.add_argument("--max-batch-s", type=float, default=0.0,
+                   help="padded audio seconds per batch of short files (default 0: --batch-size only)")
+    p.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
+                   help="onnx: ONNX Runtime on CPU with RUN's export (wavtune export RUN --onnx)")
+    p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")
+    p.add_argument("--threads", type=int, default=0, help="onnx: intra-op threads (0: default)")
     _add_inference_options(p)
     p.set_defaults(func=cmd_transcribe)
 
@@ -402,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_card)
+
+    from wavtune import cli_export
+
+    cli_export.add_parsers(sub)
     return parser
 
 
@@ -416,6 +431,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.checks import DataError
     from wavtune.config import ConfigError
     from wavtune.corpora import CorpusError
+    from wavtune.export import ExportError
     from wavtune.manifest import ManifestError
     from wavtune.modeling import ModelError
     from wavtune.rundir import RunError
@@ -427,7 +443,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError, RunInfoError)
+            EspeakNotFoundError, RunInfoError, ExportError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@ in chunks. A multi-task run transcribes and labels each input in the same forwar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,18 +11,28 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from tqdm.auto import tqdm
 
 from wavtune.audio import AudioError, Waveform, load_audio, normalize_waveform
 from wavtune.classification import log_softmax
 from wavtune.constants import DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S
 from wavtune.data import AudioSettings, SpeechDataset
 from wavtune.decoding import GreedyDecoder
-from wavtune.evaluation import Evaluation, iter_outputs, iter_task_outputs
+from wavtune.evaluation import Evaluation, iter_task_outputs
 from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations
 from wavtune.modeling import model_kind, samples_per_frame
 from wavtune.rundir import CONFIG_FILE, RunError, load_run_config, load_vocab
 from wavtune.vocab import Vocabulary
+from wavtune.windows import (
+    iter_file_blocks,
+    iter_windows,
+    normalized,
+    pad_batch,
+    plan_batches,
+    stream_stats,
+    trim,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif")
 
@@ -30,11 +40,14 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".a
 @dataclass(frozen=True)
 class TranscribeOptions:
     """Long audio is cut into ``chunk_s`` windows that overlap by ``overlap_s`` on each side;
-    only each window's centre is kept, so words at window edges get full context."""
+    only each window's centre is kept, so words at window edges get full context. Files up to
+    ``chunk_s`` go through the model in length-sorted batches of at most ``batch_size`` clips and
+    ``max_batch_s`` padded seconds (0: no seconds budget)."""
 
     chunk_s: float = DEFAULT_CHUNK_S
     overlap_s: float = DEFAULT_CHUNK_OVERLAP_S
     batch_size: int = 8
+    max_batch_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chunk_s <= 2 * self.overlap_s:
@@ -237,33 +250,39 @@ class Recognizer:
         self.device = device
         self.heads = _Heads(run) if run.label_sets else None
 
-    @torch.no_grad()
     def logits(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                ) -> npt.NDArray[np.float32]:
         """Frame scores ``[frames, vocab]`` of a (possibly long) normalised waveform."""
+        return np.concatenate(list(self.iter_logits([wave], options)), axis=0)
+
+    def iter_logits(self, blocks: Iterable[Waveform], options: TranscribeOptions = TranscribeOptions()
+                    ) -> Iterator[npt.NDArray[np.float32]]:
+        """Stitched frame scores of a normalised stream of blocks, one ``[frames, vocab]`` piece
+        per ``chunk_s`` window (its centre), in order."""
         sr = self.audio.sample_rate
         chunk, context = int(options.chunk_s * sr), int(options.overlap_s * sr)
-        if len(wave) <= chunk:
-            return self._forward(wave)
-        step = chunk - 2 * context
-        pieces = []
-        start = 0
-        while True:
-            end = min(start + chunk, len(wave))
-            out = self._forward(wave[start:end])
-            left = 0 if start == 0 else round(context / self.samples_per_frame)
-            right = 0 if end == len(wave) else round(context / self.samples_per_frame)
-            pieces.append(out[left : len(out) - right])
-            if end == len(wave):
-                break
-            start += step
-        return np.concatenate(pieces, axis=0)
+        context_frames = round(context / self.samples_per_frame)
+        for window in iter_windows(blocks, chunk, context):
+            yield trim(self._forward(window.samples), window, context_frames)
 
+    @torch.no_grad()
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
         x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
         out = self.model(input_values=x).logits[0]  # [frames, vocab]
         scores: npt.NDArray[np.float32] = out.float().cpu().numpy()
         return scores
+
+    @torch.no_grad()
+    def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
+        """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
+        run as one zero-padded batch."""
+        audio, mask = pad_batch(waves)
+        inputs = {"input_values": torch.from_numpy(audio).to(self.device)}
+        if self.use_attention_mask:
+            inputs["attention_mask"] = torch.from_numpy(mask).to(self.device)
+        logits = self.model(**inputs).logits.float().cpu().numpy()  # [batch, frames, vocab]
+        frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(mask.sum(-1)))
+        return [logits[i, : int(n)] for i, n in enumerate(frames)]
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                          ) -> str:
@@ -271,6 +290,31 @@ class Recognizer:
         if self.audio.do_normalize:
             wave = normalize_waveform(wave)
         return self.decoder.decode(self.logits(wave, options)).text
+
+    def transcribe_file(self, path: Path, options: TranscribeOptions = TranscribeOptions()) -> str:
+        """Text of an audio file of any length, decoded, resampled and run window by window so
+        memory stays flat in file length (a first pass over the file finds the normalisation
+        statistics)."""
+        sr = self.audio.sample_rate
+        blocks = iter_file_blocks(path, sr)
+        if self.audio.do_normalize:
+            blocks = normalized(iter_file_blocks(path, sr), *stream_stats(iter_file_blocks(path, sr)))
+        # greedy decoding needs only each frame's best id: keep those, not the scores
+        ids = [piece.argmax(axis=-1) for piece in self.iter_logits(blocks, options)]
+        return self.decoder.decode_ids(np.concatenate(ids).tolist()).text
+
+    def _short_texts(self, utts: Sequence[Utterance], options: TranscribeOptions, progress: bool
+                     ) -> Iterator[tuple[str, str]]:
+        """(id, text) of short files, run in length-sorted batches within the options' budget."""
+        batches = plan_batches([u.duration_s or 0.0 for u in utts], options.batch_size,
+                               options.max_batch_s)
+        for batch in tqdm(batches, desc="transcribe", unit="batch", disable=not progress,
+                          leave=False):
+            waves = [load_audio(utts[i].audio, self.audio.sample_rate) for i in batch]
+            if self.audio.do_normalize:
+                waves = [normalize_waveform(w) for w in waves]
+            for i, scores in zip(batch, self.forward_batch(waves)):
+                yield utts[i].id, self.decoder.decode(scores).text
 
     def transcribe_files(self, paths: Sequence[Path], options: TranscribeOptions = TranscribeOptions(),
                          progress: bool = False, top_k: int = 1) -> Iterator[Transcript]:
@@ -289,15 +333,12 @@ class Recognizer:
                     texts[out.id] = self.decoder.decode(out.frames.logits).text
                 labels[out.id] = self._labels(self.heads.probabilities(out.head_scores), top_k)
         elif short:
-            dataset = SpeechDataset(short, self.audio)
-            for frames in iter_outputs(self.model, dataset, options.batch_size,
-                                       self.use_attention_mask, progress=progress, desc="transcribe"):
-                texts[frames.id] = self.decoder.decode(frames.logits).text
+            texts.update(self._short_texts(short, options, progress))
         for u in utts:
             if u.id not in texts:
-                wave = load_audio(u.audio, self.audio.sample_rate)
-                texts[u.id] = self.transcribe_array(wave, options)
-                if self.heads is not None:
+                texts[u.id] = self.transcribe_file(u.audio, options)
+                if self.heads is not None:  # label heads still read the whole file
+                    wave = load_audio(u.audio, self.audio.sample_rate)
                     norm = normalize_waveform(wave) if self.audio.do_normalize else wave
                     labels[u.id] = self._labels(self.heads.of_wave(norm, options.chunk_s), top_k)
             yield Transcript(str(paths[int(u.id)]), texts[u.id], u.duration_s or 0.0,
