@@ -134,3 +134,23 @@ def test_long_file_streams_with_flat_memory_and_keeps_seams(run: Path, tmp_path:
     # 4x the audio: the peak stays about that of one window and one block (what grows is the
     # frame ids of the transcript), below the file's size; whole-file reading would hold 2-3x it
     assert peaks[1] < 1.5 * peaks[0] and peaks[1] < 0.75 * long_audio_bytes, peaks
+
+
+def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
+    from wavtune.checkpoint import save_model
+    from wavtune.labels import LabelSet
+    from wavtune.modeling import build_multitask_model
+    from wavtune.vocab import Vocabulary
+
+    config = load_config(None, ["model.preset=tiny", "task=multitask",
+                                "data.label_columns=[speaker]"])
+    vocab = Vocabulary.build(["abc cab", "dab"])
+    built = build_multitask_model(config.model, config.heads, vocab,
+                                  [LabelSet("speaker", ("x", "y"), (1, 1))])
+    save_model(built.model, tmp_path)  # an untrained model: parity needs no training
+    built.feature_extractor.save_pretrained(str(tmp_path))
+    vocab.save(tmp_path)
+    meta = export_onnx(tmp_path).meta
+    assert meta.ctc_branch_only and meta.parity[0].max_abs_diff < 1e-3
+    wave = tone_speech("bad cab", seed=4)
+    assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(wave)
