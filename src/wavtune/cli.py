@@ -131,8 +131,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from wavtune.inference import Recognizer, TranscribeOptions, find_audio
     from wavtune.transcript_output import output_paths, render
 
-    rec = Recognizer(args.run, device=args.device, decoding=settings_from_args(args))
-    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size)
+    decoding = settings_from_args(args)
+    if args.backend == "onnx":
+        from wavtune.onnx_backend import OnnxRecognizer
+
+        rec: Recognizer = OnnxRecognizer(args.run, int8=args.int8, threads=args.threads,
+                                         decoding=decoding)
+    else:
+        rec = Recognizer(args.run, device=args.device, decoding=decoding)
+    options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size, args.max_batch_s)
     paths = find_audio(args.audio)
     if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
         raise AudioError(f"--format {args.format} with {len(paths)} files: give --output-dir DIR "
@@ -329,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=float, default=30.0, help="window length for long audio (s)")
     p.add_argument("--overlap-s", type=float, default=5.0,
                    help="context kept on each side of a window (s)")
+    p.add_argument("--max-batch-s", type=float, default=0.0,
+                   help="padded audio seconds per batch of short files (default 0: --batch-size only)")
+    p.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
+                   help="onnx: ONNX Runtime on CPU with RUN's export (wavtune export RUN --onnx)")
+    p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")
+    p.add_argument("--threads", type=int, default=0, help="onnx: intra-op threads (0: default)")
     _add_inference_options(p)
     add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)
@@ -436,9 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_card)
 
-    from wavtune import cli_serve
+    from wavtune import cli_export, cli_serve
+
     cli_serve.add_parsers(sub)
     add_lm_parsers(sub)
+    cli_export.add_parsers(sub)
     return parser
 
 
@@ -456,6 +471,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from wavtune.config import ConfigError
     from wavtune.corpora import CorpusError
     from wavtune.decoder_settings import DecodingError
+    from wavtune.export import ExportError
     from wavtune.manifest import ManifestError
     from wavtune.modeling import ModelError
     from wavtune.rundir import RunError
@@ -467,7 +483,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (AudioError, ConfigError, CorpusError, DataError, ManifestError, ModelError, RunError,
             VocabularyError, TrainingError, Interrupted, SynthError, EspeakError,
-            EspeakNotFoundError, RunInfoError, ServeError, DecodingError, LanguageModelError)
+            EspeakNotFoundError, RunInfoError, ServeError, DecodingError, LanguageModelError,
+            ExportError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

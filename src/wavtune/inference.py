@@ -3,7 +3,7 @@ in chunks. A multi-task run transcribes and labels each input in the same forwar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from tqdm.auto import tqdm
 
 from wavtune.audio import AudioError, Waveform, load_audio, normalize_waveform
 from wavtune.classification import log_softmax
@@ -18,13 +19,22 @@ from wavtune.constants import DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S
 from wavtune.data import AudioSettings, SpeechDataset
 from wavtune.decoder_settings import DecoderSettings, make_decoder
 from wavtune.decoding import CTCDecoder, GreedyDecoder
-from wavtune.evaluation import Evaluation, iter_outputs, iter_task_outputs
+from wavtune.evaluation import Evaluation, iter_task_outputs
 from wavtune.labels import LabelSet
 from wavtune.manifest import Utterance, with_durations
 from wavtune.modeling import model_kind, samples_per_frame
 from wavtune.rundir import CONFIG_FILE, RunError, load_run_config, load_vocab
 from wavtune.timestamps import Alignment, CharSpan, WordSpan, align, snap_to_speech
 from wavtune.vocab import Vocabulary
+from wavtune.windows import (
+    iter_file_blocks,
+    iter_windows,
+    normalized,
+    pad_batch,
+    plan_batches,
+    stream_stats,
+    trim,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif")
 
@@ -32,11 +42,14 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".a
 @dataclass(frozen=True)
 class TranscribeOptions:
     """Long audio is cut into ``chunk_s`` windows that overlap by ``overlap_s`` on each side;
-    only each window's centre is kept, so words at window edges get full context."""
+    only each window's centre is kept, so words at window edges get full context. Files up to
+    ``chunk_s`` go through the model in length-sorted batches of at most ``batch_size`` clips and
+    ``max_batch_s`` padded seconds (0: no seconds budget)."""
 
     chunk_s: float = DEFAULT_CHUNK_S
     overlap_s: float = DEFAULT_CHUNK_OVERLAP_S
     batch_size: int = 8
+    max_batch_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chunk_s <= 2 * self.overlap_s:
@@ -223,8 +236,8 @@ class Classifier:
 
 
 class Recognizer:
-    """A CTC or multi-task run loaded for inference (greedy decoding); a multi-task run also
-    labels what it transcribes."""
+    """A CTC or multi-task run loaded for inference (greedy decoding unless ``decoding`` says
+    otherwise); a multi-task run also labels what it transcribes."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu",
                  decoding: DecoderSettings | None = None) -> None:
@@ -237,48 +250,63 @@ class Recognizer:
         self.model = run.model
         self.audio = run.audio
         self.use_attention_mask = run.use_attention_mask
-        # decoding=None: greedy; the CLI passes RUN/decoding.json's settings (wavtune lm tune)
-        self.decoder = make_decoder(self.vocab, decoding) if decoding else GreedyDecoder(self.vocab)
+        self.decoder = self._decoder(decoding)
         self.samples_per_frame = samples_per_frame(self.model.config)
-        self.frame_s = self.samples_per_frame / self.audio.sample_rate  # seconds per CTC frame
         self.device = device
         self.heads = _Heads(run) if run.label_sets else None
+
+    def _decoder(self, decoding: DecoderSettings | None) -> CTCDecoder:
+        # decoding=None: greedy; the CLI passes RUN/decoding.json's settings (wavtune lm tune)
+        return make_decoder(self.vocab, decoding) if decoding else GreedyDecoder(self.vocab)
+
+    @property
+    def frame_s(self) -> float:
+        """Seconds per CTC output frame (the conv strides' product over the sample rate)."""
+        return self.samples_per_frame / self.audio.sample_rate
 
     def logits(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                ) -> npt.NDArray[np.float32]:
         """Frame scores ``[frames, vocab]`` of a (possibly long) normalised waveform."""
         return self.timed_logits(wave, options)[0]
 
-    @torch.no_grad()
     def timed_logits(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                      ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
         """Frame scores ``[frames, vocab]`` of a (possibly long) normalised waveform and the
-        start time of each frame in seconds ``[frames]`` (each chunk's frames from its offset)."""
+        start time of each frame in seconds ``[frames]`` (each window's frames from its offset)."""
+        pieces = list(self.iter_logits([wave], options))
+        return (np.concatenate([p for p, _ in pieces], axis=0),
+                np.concatenate([t for _, t in pieces]))
+
+    def iter_logits(self, blocks: Iterable[Waveform], options: TranscribeOptions = TranscribeOptions()
+                    ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]]:
+        """Stitched frame scores of a normalised stream of blocks, one ``([frames, vocab],
+        [frames] start times in s)`` piece per ``chunk_s`` window (its centre), in order."""
         sr = self.audio.sample_rate
         chunk, context = int(options.chunk_s * sr), int(options.overlap_s * sr)
-        if len(wave) <= chunk:
-            out = self._forward(wave)
-            return out, np.arange(len(out), dtype=np.float64) * self.frame_s
-        step = chunk - 2 * context
-        pieces, times = [], []
-        start = 0
-        while True:
-            end = min(start + chunk, len(wave))
-            out = self._forward(wave[start:end])
-            left = 0 if start == 0 else round(context / self.samples_per_frame)
-            right = 0 if end == len(wave) else round(context / self.samples_per_frame)
-            pieces.append(out[left : len(out) - right])
-            times.append(start / sr + np.arange(left, len(out) - right) * self.frame_s)
-            if end == len(wave):
-                break
-            start += step
-        return np.concatenate(pieces, axis=0), np.concatenate(times)
+        context_frames = round(context / self.samples_per_frame)
+        for window in iter_windows(blocks, chunk, context):
+            piece = trim(self._forward(window.samples), window, context_frames)
+            left = 0 if window.first else context_frames
+            starts = window.start / sr + (left + np.arange(len(piece), dtype=np.float64)) * self.frame_s
+            yield piece, starts.astype(np.float64)
 
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
-        x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
-        out = self.model(input_values=x).logits[0]  # [frames, vocab]
-        scores: npt.NDArray[np.float32] = out.float().cpu().numpy()
-        return scores
+        return self.forward_batch([wave])[0]
+
+    @torch.no_grad()
+    def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
+        """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
+        run as one zero-padded batch."""
+        if len(waves) == 1:  # no padding: the model sees exactly the clip
+            x = torch.from_numpy(np.ascontiguousarray(waves[0]))[None].to(self.device)
+            return [self.model(input_values=x).logits[0].float().cpu().numpy()]
+        audio, mask = pad_batch(waves)
+        inputs = {"input_values": torch.from_numpy(audio).to(self.device)}
+        if self.use_attention_mask:
+            inputs["attention_mask"] = torch.from_numpy(mask).to(self.device)
+        logits = self.model(**inputs).logits.float().cpu().numpy()  # [batch, frames, vocab]
+        frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(mask.sum(-1)))
+        return [logits[i, : int(n)] for i, n in enumerate(frames)]
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                          ) -> str:
@@ -311,10 +339,47 @@ class Recognizer:
             return timed
         return Alignment(timed.chars, snap_to_speech(timed.words, wave, self.audio.sample_rate))
 
+    def transcribe_file(self, path: Path, options: TranscribeOptions = TranscribeOptions()
+                        ) -> tuple[str, Alignment]:
+        """Text and timed words of an audio file of any length, decoded, resampled and run
+        window by window (a first pass over the file finds the normalisation statistics).
+        Greedy decoding keeps each frame's best id only, so memory stays flat in file length;
+        a beam decoder needs every frame's scores (``[frames, vocab]``, about a tenth of the
+        audio's size at 16 kHz)."""
+        sr = self.audio.sample_rate
+        blocks = iter_file_blocks(path, sr)
+        if self.audio.do_normalize:
+            blocks = normalized(iter_file_blocks(path, sr), *stream_stats(iter_file_blocks(path, sr)))
+        decoder = self.decoder
+        greedy = isinstance(decoder, GreedyDecoder)
+        kept, times = [], []
+        for piece, starts in self.iter_logits(blocks, options):
+            kept.append(piece.argmax(axis=-1) if greedy else piece)
+            times.append(starts)
+        starts_s = np.concatenate(times)
+        if isinstance(decoder, GreedyDecoder):
+            ids = np.concatenate(kept).tolist()
+            return decoder.decode_ids(ids).text, align(ids, self.vocab, self.frame_s, starts_s)
+        logits = np.concatenate(kept, axis=0)
+        return self.decoder.decode(logits).text, self.align(logits, starts_s)
+
+    def _short_outputs(self, utts: Sequence[Utterance], options: TranscribeOptions,
+                       progress: bool) -> Iterator[tuple[str, str, Alignment]]:
+        """(id, text, timed words) of short files, run in length-sorted batches within the
+        options' budget."""
+        batches = plan_batches([u.duration_s or 0.0 for u in utts], options.batch_size,
+                               options.max_batch_s)
+        for batch in tqdm(batches, desc="transcribe", unit="batch", disable=not progress,
+                          leave=False):
+            waves = [load_audio(utts[i].audio, self.audio.sample_rate) for i in batch]
+            inputs = [normalize_waveform(w) for w in waves] if self.audio.do_normalize else waves
+            for i, wave, scores in zip(batch, waves, self.forward_batch(inputs)):
+                yield utts[i].id, self.decoder.decode(scores).text, self.align(scores, wave=wave)
+
     def transcribe_files(self, paths: Sequence[Path], options: TranscribeOptions = TranscribeOptions(),
                          progress: bool = False, top_k: int = 1) -> Iterator[Transcript]:
-        """Transcripts of ``paths`` in input order; short files go in length-sorted batches.
-        A multi-task run adds each label head's ``top_k`` labels."""
+        """Transcripts of ``paths`` in input order; short files go in length-sorted batches,
+        long ones are streamed. A multi-task run adds each label head's ``top_k`` labels."""
         utts = with_durations([Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)])
         short = [u for u in utts if (u.duration_s or 0.0) <= options.chunk_s]
         texts: dict[str, str] = {}
@@ -330,20 +395,18 @@ class Recognizer:
                     timed[out.id] = self.align(out.frames.logits, wave=self._wave(out.id, utts))
                 labels[out.id] = self._labels(self.heads.probabilities(out.head_scores), top_k)
         elif short:
-            dataset = SpeechDataset(short, self.audio)
-            for frames in iter_outputs(self.model, dataset, options.batch_size,
-                                       self.use_attention_mask, progress=progress, desc="transcribe"):
-                texts[frames.id] = self.decoder.decode(frames.logits).text
-                timed[frames.id] = self.align(frames.logits, wave=self._wave(frames.id, utts))
+            for utt_id, text, alignment in self._short_outputs(short, options, progress):
+                texts[utt_id], timed[utt_id] = text, alignment
         for u in utts:
-            source = str(paths[int(u.id)])
             if u.id not in texts:
-                wave = load_audio(u.audio, self.audio.sample_rate)
-                yield self.transcript_of_array(wave, source, options, top_k)
-                continue
+                texts[u.id], timed[u.id] = self.transcribe_file(u.audio, options)
+                if self.heads is not None:  # label heads still read the whole file
+                    wave = load_audio(u.audio, self.audio.sample_rate)
+                    norm = normalize_waveform(wave) if self.audio.do_normalize else wave
+                    labels[u.id] = self._labels(self.heads.of_wave(norm, options.chunk_s), top_k)
             found = timed.get(u.id, Alignment((), ()))
-            yield Transcript(source, texts[u.id], u.duration_s or 0.0, labels.get(u.id, ()),
-                             found.words, found.chars)
+            yield Transcript(str(paths[int(u.id)]), texts[u.id], u.duration_s or 0.0,
+                             labels.get(u.id, ()), found.words, found.chars)
 
     def _wave(self, utt_id: str, utts: Sequence[Utterance]) -> Waveform:
         """The audio of a short file again (batches do not keep it), for the word edges."""
