@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wavtune import __version__
 from wavtune.audio import Waveform, resample
+from wavtune.decoder_settings import load_decoding
 from wavtune.inference import (
     Classifier,
     LabelScores,
@@ -125,7 +126,9 @@ class ServiceModel:
             self.classifier = Classifier(run_dir, device)
             loaded = self.classifier.run
         else:
-            self.recognizer = Recognizer(run_dir, device)
+            # the run's tuned decoder (wavtune lm tune writes RUN/decoding.json), else greedy;
+            # beam decoders keep state, which the service's lock also protects
+            self.recognizer = Recognizer(run_dir, device, decoding=load_decoding(run_dir))
             loaded = self.recognizer.run
         self.loaded = loaded
         self.options = options
