@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from wavtune.data import AudioSettings, Example, SpeechDataset
 from wavtune.dataprep import PreparedData, prepare_data
 from wavtune.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.divergence import GoodStep, divergence_message
+from wavtune.engine import make_accelerator, make_optimizer
 from wavtune.evaluation import (
     CTCEvaluation,
     Evaluation,
@@ -55,13 +55,11 @@ from wavtune.objective import Objective, is_better
 from wavtune.rundir import RunDir, prepare_run_dir
 from wavtune.runinfo import framework_versions
 from wavtune.sampling import DurationBatchSampler
-from wavtune.schedule import Schedule
 from wavtune.skipping import Failed, SkippingCollator, SkippingDataset
 from wavtune.trainmeter import TrainMeter
 
 log = logging.getLogger("wavtune")
 
-CACHE_BUILD_TIMEOUT_S = 6 * 3600  # longest wait at a barrier for rank 0 (its cache build)
 
 
 class TrainingError(RuntimeError):
@@ -93,36 +91,11 @@ class Trainer:
     """One run: everything the loop needs, built once from the config."""
 
     def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
-        from accelerate import Accelerator
-        from accelerate.utils import (
-            DistributedDataParallelKwargs,
-            InitProcessGroupKwargs,
-            set_seed,
-        )
+        from accelerate.utils import set_seed
 
         self.config, self.progress = config, progress
         t = config.train
-        precision = t.mixed_precision
-        use_cpu = t.device == "cpu" or not torch.cuda.is_available()
-        if use_cpu and precision != "no":
-            log.warning("train.mixed_precision=%s needs a GPU; training in fp32 on CPU", precision)
-            precision = "no"
-        elif precision == "bf16" and not torch.cuda.is_bf16_supported():
-            log.warning("train.mixed_precision=bf16: this GPU has no bf16; using fp16 with loss "
-                        "scaling instead")
-            precision = "fp16"
-        elif precision == "fp16" and torch.cuda.is_bf16_supported():
-            log.info("this GPU supports bf16, which needs no loss scaling and rarely overflows; "
-                     "consider train.mixed_precision=bf16")
-        self.accelerator = Accelerator(
-            cpu=use_cpu, mixed_precision=precision,
-            # frozen-then-unfrozen encoders leave parameters without gradients for a while
-            kwargs_handlers=[DistributedDataParallelKwargs(
-                find_unused_parameters=config.model.freeze_encoder_steps > 0),
-                # the other ranks wait at a barrier while rank 0 builds the audio cache, which
-                # takes longer than the default 10-30 min on a large corpus
-                InitProcessGroupKwargs(timeout=timedelta(seconds=CACHE_BUILD_TIMEOUT_S))],
-        )
+        self.accelerator = make_accelerator(t, config.model.freeze_encoder_steps > 0)
         self.is_main = self.accelerator.is_main_process
         set_seed(t.seed)
         self.run = RunDir(Path(t.output_dir))
@@ -188,16 +161,7 @@ class Trainer:
         self.objective = Objective.for_run(config, built, self.data.label_sets)
 
         model = built.model
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": t.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon,
-        )
-        schedule = Schedule(t.lr_scheduler_type, t.warmup_steps, self.total_steps,
-                            t.tri_stage_hold_ratio, t.tri_stage_final_lr_scale)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        optimizer, scheduler = make_optimizer(model, t, self.total_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
             model, optimizer, scheduler)
         self.state = TrainerState()
