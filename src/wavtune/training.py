@@ -310,9 +310,10 @@ class Trainer:
                     # a non-finite loss is back-propagated too: under DDP every process must join
                     # the gradient all-reduce, whose NaNs then make every process skip the step
                     self.accelerator.backward(loss / accum)
-                    if torch.isfinite(loss):
-                        running_loss, running_n = running_loss + loss.item(), running_n + 1
-                        self.meter.loss(loss.item())
+                    loss_value = loss.item()  # one device sync per micro-batch
+                    if math.isfinite(loss_value):
+                        running_loss, running_n = running_loss + loss_value, running_n + 1
+                        self.meter.loss(loss_value)
                         for name, part in step_loss.parts.items():
                             running_parts[name] = running_parts.get(name, 0.0) + part.item()
                     else:
@@ -361,7 +362,7 @@ class Trainer:
                                      batches_done=index + 1)
                 if self.state.step == cfg.model.freeze_encoder_steps > 0:
                     set_encoder_frozen(self.unwrapped, False, cfg.model.freeze_feature_encoder)
-                last_good = GoodStep(self.state.step, loss.item(), self.scheduler.get_last_lr()[0])
+                last_good = GoodStep(self.state.step, loss_value, self.scheduler.get_last_lr()[0])
                 bar.update(1)
                 faults.after_step(self.state.step)
                 window = (self.meter.reduce(self._sum_over_processes, self.built.sample_rate)
