@@ -3,7 +3,7 @@
 FSDD has one spoken digit per clip, so sentences are made from a trained run's own output: the
 per-frame log-probabilities of test clips, joined by a few synthetic pause frames that emit the
 word delimiter, give phone-number-like digit strings ("five five five zero one nine two") whose
-acoustics are real model output. The LMs are estimated (pure Python, ``wavtune.arpa``) from
+acoustics are real model output. The LMs are estimated (pure Python, ``wavtune.decode.arpa``) from
 10,000 other sentences of the same generator; alpha and beta are tuned on dev sentences built
 from half of the test clips, and the other half make the test sentences.
 
@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.arpa import build_arpa
-from wavtune.beam import BeamDecoder
-from wavtune.decoder_settings import DecoderSettings
-from wavtune.decoding import CTCDecoder, GreedyDecoder
-from wavtune.rundir import load_vocab
-from wavtune.tuning import DevSet, dev_outputs, grid, score, tune
-from wavtune.vocab import Vocabulary
+from wavtune.data.vocab import Vocabulary
+from wavtune.decode.arpa import build_arpa
+from wavtune.decode.base import CTCDecoder
+from wavtune.decode.beam import BeamDecoder
+from wavtune.decode.greedy import GreedyDecoder
+from wavtune.decode.settings import DecoderSettings
+from wavtune.infer.tuning import DevSet, dev_outputs, grid, score, tune
+from wavtune.run.directory import load_vocab
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AREA_CODES = ("555", "212", "415", "020", "311", "646", "800", "919")  # first three digits

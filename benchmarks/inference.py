@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.audio import Waveform, load_audio, normalize_waveform
-from wavtune.inference import Recognizer
-from wavtune.windows import plan_batches
+from wavtune.data.audio import Waveform, load_audio, normalize_waveform
+from wavtune.infer.recognizer import Recognizer
+from wavtune.infer.windows import plan_batches
 
 RUN_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "vocab.json",
              "tokenizer_config.json", "wavtune_vocab.json", "wavtune.yaml", "special_tokens_map.json")
@@ -74,7 +74,7 @@ def measure(recognizers: dict[str, Recognizer], waves: Sequence[Waveform],
             ) -> list[BackendResult]:
     """Every backend on every clip alone and on length-sorted batches, interleaved clip by clip
     so a change in machine load hits all backends alike."""
-    from wavtune import metrics
+    from wavtune.scoring import metrics
 
     audio_s = float(sum(durations))
     for rec in recognizers.values():  # warm-up: first-call allocations and kernel choices
@@ -115,10 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from wavtune.export import ExportOptions, export_onnx
-    from wavtune.manifest import read_manifest
-    from wavtune.onnx_backend import OnnxRecognizer
-    from wavtune.rundir import load_run_config
+    from wavtune.data.manifest import read_manifest
+    from wavtune.deploy.export import ExportOptions, export_onnx
+    from wavtune.deploy.onnx_runtime import OnnxRecognizer
+    from wavtune.run.directory import load_run_config
 
     torch.set_num_threads(args.threads)
     config = load_run_config(args.run)

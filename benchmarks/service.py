@@ -52,7 +52,7 @@ def free_port() -> int:
 
 def start_server(run: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "wavtune.cli", "serve", str(run),
+    process = subprocess.Popen([sys.executable, "-m", "wavtune.cli.main", "serve", str(run),
                                 "--port", str(port), "--quiet"], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -85,8 +85,8 @@ def timed_requests(url: str, bodies: list[bytes], content_type: str, clients: in
 
 
 def service(run: Path, manifest: Path, n: int, clients: int) -> dict[str, Any]:
-    from wavtune.audio import load_audio
-    from wavtune.inference import Recognizer
+    from wavtune.data.audio import load_audio
+    from wavtune.infer.recognizer import Recognizer
 
     rows = [json.loads(line) for line in manifest.read_text().splitlines()][:n]
     paths = [Path(r["audio"]) if Path(r["audio"]).is_absolute() else manifest.parent / r["audio"]
@@ -136,9 +136,9 @@ def edge_errors(words: list[tuple[float, float]], truth: list[tuple[str, float, 
 def timestamps() -> dict[str, Any]:
     from test_timestamps import FRAME_S, TOLERANCE_S, VOCAB, acoustic_path
 
-    from wavtune.audio import normalize_waveform
-    from wavtune.inference import Recognizer
-    from wavtune.timestamps import align
+    from wavtune.data.audio import normalize_waveform
+    from wavtune.infer.recognizer import Recognizer
+    from wavtune.infer.timestamps import align
 
     rec = Recognizer(tiny_ctc_run())
     model_errors: list[float] = []

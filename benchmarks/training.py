@@ -5,7 +5,7 @@ linear warm-up schedule, gradient clipping and epochs on the same data, on the s
 
 - **stock**: ``transformers.Trainer`` + a padding collator (like ``DataCollatorCTCWithPadding``) +
   its default random sampler + audio decoded with soundfile and resampled in ``__getitem__``;
-- **wavtune**: ``wavtune.training.Trainer`` with the audio cache (built during the timed run),
+- **wavtune**: ``wavtune.train.trainer.Trainer`` with the audio cache (built during the timed run),
   duration-bucketed batches and DataLoader workers.
 
 Corpora: FSDD (real speech, 0.2-2 s) and a synthetic tone corpus with a wide duration spread
@@ -66,7 +66,7 @@ class SideSpec:
 
 def config_overrides(spec: SideSpec) -> list[str]:
     """The shared config; the run's batches and data path are set per side."""
-    from wavtune.manifest import read_manifest
+    from wavtune.data.manifest import read_manifest
 
     steps = -(-len(read_manifest(spec.train)) // spec.batch_size) * spec.epochs
     return [f"data.train={spec.train}", *spec.model, "model.freeze_feature_encoder=false",
@@ -80,20 +80,22 @@ def config_overrides(spec: SideSpec) -> list[str]:
 
 
 def corpus_seconds(manifest: str) -> float:
-    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.data.manifest import read_manifest, with_durations
 
     return float(sum(u.duration_s or 0.0 for u in with_durations(read_manifest(manifest))))
 
 
 def test_wer(model: Any, config: Any, vocab: Any, sample_rate: int, manifest: str) -> float:
     """Greedy WER on ``manifest``: the same code scores both sides."""
-    from wavtune.data import AudioSettings, SpeechDataset
-    from wavtune.evaluation import evaluate_ctc
-    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.data.dataset import AudioSettings, SpeechDataset
+    from wavtune.data.manifest import read_manifest, with_durations
+    from wavtune.infer.evaluation import evaluate
 
     utts = list(with_durations(read_manifest(manifest)))
     dataset = SpeechDataset(utts, AudioSettings(sample_rate), vocab, config.text.normalizer())
-    return float(evaluate_ctc(model, dataset, 16, True, 0, progress=False).wer)
+    ctc = evaluate(model, dataset, 16, True, 0, progress=False).ctc
+    assert ctc is not None  # a CTC model
+    return float(ctc.wer)
 
 
 def cpu_s() -> float:
@@ -112,8 +114,8 @@ def peak_rss_mb() -> float:
 
 def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     from wavtune.config import load_config
-    from wavtune.manifest import read_manifest, with_durations
-    from wavtune.training import Trainer
+    from wavtune.data.manifest import read_manifest, with_durations
+    from wavtune.train.trainer import Trainer
 
     mean = float(np.mean([u.duration_s or 0.0 for u in with_durations(read_manifest(spec.train))]))
     budget = round(spec.batch_size * mean / 0.95, 2)  # ~ the stock batch's real audio at ~5% padding
@@ -124,7 +126,7 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     config = load_config(None, overrides)
 
     class Timed(Trainer):
-        """Notes the CPU time when the loop ends: publishing (card, plots) is not training."""
+        """Notes the CPU time when the loop ends: publishing (saving, scoring) is not training."""
 
         loop_end_cpu_s = 0.0
 
@@ -197,8 +199,8 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
     from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
     from wavtune.config import load_config
-    from wavtune.dataprep import prepare_data
-    from wavtune.modeling import build_model
+    from wavtune.model.build import build_model
+    from wavtune.train.prepare import prepare_data
 
     config = load_config(None, config_overrides(spec))
     # timed from here, as wavtune's side is timed from its Trainer's construction: reading the
@@ -254,11 +256,11 @@ def run_rss(manifest: str, cache_dir: str) -> dict[str, Any]:
     """Iterate one epoch of wavtune's training data path over ``manifest`` (cache built already)."""
     from torch.utils.data import DataLoader
 
-    from wavtune.collate import Collator
-    from wavtune.data import AudioSettings, SpeechDataset
-    from wavtune.loader import attach_caches
-    from wavtune.manifest import read_manifest, with_durations
-    from wavtune.sampling import DurationBatchSampler
+    from wavtune.data.collate import Collator
+    from wavtune.data.dataset import AudioSettings, SpeechDataset
+    from wavtune.data.manifest import read_manifest, with_durations
+    from wavtune.data.sampling import DurationBatchSampler
+    from wavtune.train.loader import attach_caches
 
     dataset = SpeechDataset(list(with_durations(read_manifest(manifest))), AudioSettings(8000))
     attach_caches([dataset], Path(cache_dir), is_main=False, barrier=lambda: None)
@@ -334,7 +336,7 @@ def fsdd_manifests(args: argparse.Namespace, work: Path) -> tuple[str, str]:
         if folder and (Path(folder) / "train.jsonl").is_file():
             return str(Path(folder) / "train.jsonl"), str(Path(folder) / "test.jsonl")
     out = work / "fsdd-manifests"
-    subprocess.run([sys.executable, "-m", "wavtune.cli", "prepare", "fsdd", str(args.fsdd),
+    subprocess.run([sys.executable, "-m", "wavtune.cli.main", "prepare", "fsdd", str(args.fsdd),
                     str(out)], check=True)
     return str(out / "train.jsonl"), str(out / "test.jsonl")
 
@@ -359,7 +361,7 @@ def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Pa
             model: list[str], epochs: int, batch_size: int) -> dict[str, Any]:
     seconds = corpus_seconds(train)
     for path in (train, test):  # both sides start with the audio in the OS page cache
-        from wavtune.manifest import read_manifest
+        from wavtune.data.manifest import read_manifest
 
         for u in read_manifest(path):
             u.audio.read_bytes()
@@ -380,8 +382,8 @@ def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Pa
 
 def rss_growth(n: int, work: Path) -> dict[str, Any]:
     """Peak RSS of the data path over N and 10N clips (rows reuse 40 files; each row is cached)."""
-    from wavtune.audiocache import CacheSettings, open_or_build
-    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.data.cache import CacheSettings, open_or_build
+    from wavtune.data.manifest import read_manifest, with_durations
 
     train, _ = synthetic_corpus(work / "rss-audio", 40, 0, seed=1)
     rows = [json.loads(line) for line in Path(train).read_text().splitlines()]

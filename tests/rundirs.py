@@ -117,8 +117,8 @@ def write_run(root: Path, config: Mapping[str, Any] | None = None,
 
 
 def prediction(utt_id: str, reference: str, hypothesis: str) -> dict[str, Any]:
-    """A predictions row with the error counts wavtune.evaluation writes."""
-    from wavtune.metrics import utterance_errors
+    """A predictions row with the error counts wavtune.infer.evaluation writes."""
+    from wavtune.scoring.metrics import utterance_errors
 
     word = utterance_errors(reference, hypothesis, "word")
     char = utterance_errors(reference, hypothesis, "char")

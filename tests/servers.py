@@ -24,7 +24,7 @@ def running_server(run_dir: Path, **options: Any) -> Iterator[str]:
     """Serve ``run_dir`` (``options``: ServeOptions fields) on a free port; yields the base URL."""
     import uvicorn
 
-    from wavtune.serve import ServeOptions, create_app
+    from wavtune.deploy.serve import ServeOptions, create_app
 
     app = create_app(run_dir, ServeOptions(**options))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

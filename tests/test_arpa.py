@@ -1,4 +1,4 @@
-"""Pure-Python modified Kneser-Ney ARPA models (wavtune.arpa), checked against hand-computed
+"""Pure-Python modified Kneser-Ney ARPA models (wavtune.decode.arpa), checked against hand-computed
 values, the normalisation of every context's distribution, and KenLM reading the file."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wavtune.arpa import (
+from wavtune.decode.arpa import (
     BOS,
     EOS,
     UNK,

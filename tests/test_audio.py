@@ -1,4 +1,4 @@
-"""Audio decoding to mono float32 at a target rate (wavtune.audio)."""
+"""Audio decoding to mono float32 at a target rate (wavtune.data.audio)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavtune.audio import AudioError, audio_info, load_audio, normalize_waveform, resample
+from wavtune.data.audio import AudioError, audio_info, load_audio, normalize_waveform, resample
 
 
 def _sine(seconds: float, sample_rate: int, freq: float = 440.0) -> np.ndarray:

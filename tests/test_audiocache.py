@@ -1,4 +1,4 @@
-"""The decoded-audio cache (wavtune.audiocache) and the data path reading it (wavtune.loader)."""
+"""The decoded-audio cache (wavtune.data.cache) and the data path reading it (wavtune.train.loader)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import soundfile as sf
 from factories import VARIED, write_corpus
 from torch.utils.data import DataLoader
 
-from wavtune import audiocache
-from wavtune.audio import AudioError, Waveform, load_audio
-from wavtune.audiocache import CacheSettings, build_cache, cache_key, open_cache, open_or_build
-from wavtune.collate import Collator
 from wavtune.config import DataConfig
-from wavtune.data import AudioSettings, SpeechDataset
-from wavtune.loader import LoaderOptions, attach_caches
-from wavtune.manifest import Utterance, read_manifest
-from wavtune.sampling import DurationBatchSampler
-from wavtune.vocab import Vocabulary
+from wavtune.data import cache as audiocache
+from wavtune.data.audio import AudioError, Waveform, load_audio
+from wavtune.data.cache import CacheSettings, build_cache, cache_key, open_cache, open_or_build
+from wavtune.data.collate import Collator
+from wavtune.data.dataset import AudioSettings, SpeechDataset
+from wavtune.data.manifest import Utterance, read_manifest
+from wavtune.data.sampling import DurationBatchSampler
+from wavtune.data.vocab import Vocabulary
+from wavtune.train.loader import LoaderOptions, attach_caches
 
 
 class CountingDecoder:
@@ -174,7 +174,7 @@ def test_a_second_training_run_reads_the_shared_cache_without_decoding(
     from factories import tiny_overrides
 
     from wavtune.config import load_config
-    from wavtune.training import Trainer
+    from wavtune.train.trainer import Trainer
 
     manifest = write_corpus(tmp_path / "data", VARIED)
     decoder = CountingDecoder()

@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 from factories import tone_speech
 
-from wavtune.augment import Augmenter, AugmentOptions
 from wavtune.config import ConfigError, load_config
-from wavtune.noise import make_noise, mix_at_snr
+from wavtune.data.augment import Augmenter, AugmentOptions
+from wavtune.data.noise import make_noise, mix_at_snr
 
 SR = 16_000
 
@@ -84,7 +84,7 @@ def test_bad_augment_settings_are_rejected_by_key(override: str, words: str) -> 
 def test_training_dataset_applies_augmentation_eval_does_not(tmp_path: Path) -> None:
     from factories import tiny_overrides, write_corpus
 
-    from wavtune.training import Trainer
+    from wavtune.train.trainer import Trainer
 
     manifest = write_corpus(tmp_path, ["abc", "cab"])
     config = load_config(None, tiny_overrides(tmp_path, manifest, steps=3)

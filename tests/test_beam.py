@@ -1,4 +1,4 @@
-"""Beam search with LMs and hotwords (wavtune.beam) on hand-built frame probabilities whose
+"""Beam search with LMs and hotwords (wavtune.decode.beam) on hand-built frame probabilities whose
 best paths are known, and fuzzed logits."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from wavtune.arpa import build_arpa
-from wavtune.beam import BeamDecoder
-from wavtune.decoder_settings import DecoderSettings, DecodingError, Hotword, make_decoder
-from wavtune.decoding import GreedyDecoder
-from wavtune.vocab import Vocabulary
+from wavtune.data.vocab import Vocabulary
+from wavtune.decode.arpa import build_arpa
+from wavtune.decode.beam import BeamDecoder
+from wavtune.decode.greedy import GreedyDecoder
+from wavtune.decode.registry import make_decoder
+from wavtune.decode.settings import DecoderSettings, DecodingError, Hotword
 
 VOCAB = Vocabulary.build(["abc d"])  # [PAD]=0 (blank), [UNK]=1, |=2, a=3, b=4, c=5, d=6
 B, SP, A, BB, C, D = 0, 2, 3, 4, 5, 6
@@ -217,7 +218,8 @@ def test_tiny_vocabularies_never_crash(size: int, n: int, seed: int) -> None:
 
 
 def test_decoding_json_round_trip_and_overrides(tmp_path: Path) -> None:
-    from wavtune.decoder_settings import load_decoding, save_decoding, with_overrides
+    from wavtune.decode.runfile import load_decoding, save_decoding
+    from wavtune.decode.settings import with_overrides
 
     (tmp_path / "lm").mkdir()
     inside = DecoderSettings("beam", lm=str(tmp_path / "lm" / "w.arpa"), lm_unit="word", alpha=1.5,

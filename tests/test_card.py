@@ -20,14 +20,14 @@ from rundirs import (
     write_run,
 )
 
-from wavtune.card import render_card
-from wavtune.cli import main
+from wavtune.card.facts import gather
+from wavtune.card.hub import front_matter
+from wavtune.card.model_card import render_card
+from wavtune.card.trainer_format import hyperparameter_lines, markdown_table, maybe_round
+from wavtune.card.trainer_format import results_table as card_results_table
+from wavtune.cli.main import main
 from wavtune.config import TrainConfig
-from wavtune.hub_metadata import front_matter
-from wavtune.runfacts import gather
-from wavtune.runlog import parse_log
-from wavtune.trainer_format import hyperparameter_lines, markdown_table, maybe_round
-from wavtune.trainer_format import results_table as card_results_table
+from wavtune.run.log import parse_log
 
 # a few of the Hub's license ids (https://huggingface.co/docs/hub/repositories-licenses)
 HUB_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "other"}

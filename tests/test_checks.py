@@ -12,20 +12,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavtune.checks import (
+from wavtune.checks.checker import (
     CheckOptions,
     DataError,
     Problem,
     check_utterances,
-    conv_geometry,
     ctc_min_frames,
     filter_utterances,
-    output_frames,
     require_clean,
 )
-from wavtune.manifest import Utterance, read_manifest, write_manifest
-from wavtune.text import TextNormalizer
-from wavtune.vocab import Vocabulary
+from wavtune.data.frames import FrameGeometry, conv_geometry
+from wavtune.data.manifest import Utterance, read_manifest, write_manifest
+from wavtune.data.text import TextNormalizer
+from wavtune.data.vocab import Vocabulary
 
 SR = 16_000
 
@@ -264,8 +263,9 @@ def test_ctc_boundary_is_exact(tmp_path: Path) -> None:
     assert [(f.row, f.problem) for f in report.findings] == [(1, Problem.CTC_INFEASIBLE)]
     assert "3 label tokens (+1 repeats) but 3 output frames" in report.findings[0].detail
     assert ctc_min_frames(list("hello")) == 6
-    assert conv_geometry((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)) == (320, 400)
-    assert output_frames(16000, 320) == 49 and output_frames(399, 320) == 0
+    geometry = conv_geometry((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2))
+    assert geometry == FrameGeometry(samples_per_frame=320, receptive_field=400)
+    assert geometry.frames(16000) == 49 and geometry.frames(399) == 0
 
 
 def test_outliers_in_duration_and_speaking_rate(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ import soundfile as sf
 import torch
 from factories import SR, WORDS, tiny_overrides, tone_speech, write_corpus
 
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.config import ConfigError, load_config
-from wavtune.heads import AttentivePooling, masked_cross_entropy, masked_mean
-from wavtune.labels import NO_LABEL, LabelError, build_label_set
-from wavtune.manifest import read_manifest
-from wavtune.training import TrainResult, train
+from wavtune.data.labels import NO_LABEL, LabelError, build_label_set
+from wavtune.data.manifest import read_manifest
+from wavtune.model.heads import AttentivePooling, masked_cross_entropy, masked_mean
+from wavtune.train.trainer import TrainResult, train
 
 # the first letter of each clip: 4 classes the tones tell apart at once
 FIRST = [w[0] for w in WORDS]
@@ -45,7 +45,7 @@ def test_classifier_overfits_the_clips(classified: TrainResult) -> None:
 
 
 def test_every_eval_logs_the_seed_004_columns(classified: TrainResult) -> None:
-    from wavtune.runlog import eval_columns, parse_log
+    from wavtune.run.log import eval_columns, parse_log
 
     evals = [r for r in _log(classified.run_dir) if "eval_loss" in r]
     assert len(evals) == 3  # every evaluation, not only the last
@@ -175,7 +175,8 @@ def test_masked_cross_entropy_leaves_out_unlabelled_rows() -> None:
 def test_long_audio_is_classified_in_windows(classified: TrainResult) -> None:
     import numpy as np
 
-    from wavtune.inference import Classifier, TranscribeOptions
+    from wavtune.infer.classifier import Classifier
+    from wavtune.infer.types import TranscribeOptions
 
     clf = Classifier(classified.run_dir)
     clip = tone_speech("bad", seed=2)

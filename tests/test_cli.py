@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from factories import write_corpus
 
-from wavtune.cli import build_parser, main
+from wavtune.cli.main import build_parser, main
 
 SUBCOMMANDS = ("train", "evaluate", "transcribe", "prepare", "check-data", "synth", "demo")
 
@@ -67,3 +67,40 @@ def test_prepare_fsdd_from_the_shared_copy(tmp_path: Path, capsys: pytest.Captur
     assert main(["prepare", "fsdd", str(FSDD), str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "train: 2700 utterances" in out and "test: 300 utterances" in out
+
+
+@pytest.mark.parametrize("command", ["transcribe", "classify"])
+def test_bad_inputs_are_reported_before_the_model_loads(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from wavtune.infer.loaded import LoadedRun
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(LoadedRun, "__init__", no_load)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert main([command, str(run), str(tmp_path / "missing.wav"), "--quiet"]) == 2
+    assert "missing.wav: no such file or folder" in capsys.readouterr().err
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    assert main([command, str(run), str(broken), "--quiet"]) == 2
+    assert "broken.wav: cannot read the audio header" in capsys.readouterr().err
+
+
+def test_library_progress_bars_only_with_verbose(capfd: pytest.CaptureFixture[str]) -> None:
+    import soundfile as sf
+    from factories import tone_speech
+    from tinyrun import CLIP_TEXT, tiny_ctc_run
+
+    run = tiny_ctc_run()
+    clip = run.parent / "clip.wav"
+    sf.write(clip, tone_speech(CLIP_TEXT), 16_000)
+    capfd.readouterr()
+    assert main(["transcribe", str(run), str(clip), "--quiet"]) == 0
+    quiet = capfd.readouterr()
+    assert quiet.out.strip() == CLIP_TEXT and "Loading weights" not in quiet.err
+    assert main(["transcribe", str(run), str(clip), "--quiet", "--verbose"]) == 0
+    assert "Loading weights" in capfd.readouterr().err

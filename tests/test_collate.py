@@ -1,4 +1,4 @@
-"""Padding examples into batches (wavtune.collate)."""
+"""Padding examples into batches (wavtune.data.collate)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from wavtune.collate import IGNORE_INDEX, Batch, Collator
-from wavtune.data import Example
+from wavtune.data.collate import IGNORE_INDEX, Batch, Collator
+from wavtune.data.dataset import Example
 
 
 def _example(id_: str, samples: int, labels: tuple[int, ...] = ()) -> Example:

@@ -20,7 +20,7 @@ from wavtune.config import (
     to_dict,
     validate,
 )
-from wavtune.text import TextNormalizer
+from wavtune.data.text import TextNormalizer
 
 TINY = ["model.preset=tiny"]  # every valid config needs a model
 
@@ -185,7 +185,7 @@ def test_unknown_key_names_the_dotted_path_and_lists_valid_keys() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, [*TINY, "train.learnig_rate=1e-4"])
     message = str(info.value)
-    assert message.startswith("train.learnig_rate: unknown key")
+    assert message.startswith("train.learnig_rate: unknown key (did you mean learning_rate?)")
     valid = [f.name for f in dataclasses.fields(Config().train)]
     assert all(name in message for name in valid)
 
@@ -196,9 +196,21 @@ def test_unknown_section_lists_the_sections() -> None:
         load_config(None, [*TINY, "decode.beam=4"])
 
 
+@pytest.mark.parametrize(("override", "suggestion"), [
+    ("train.lr_scheduler_type=cosin", "(did you mean cosine?)"),
+    ("train.metric_for_best=wre", "(did you mean wer?)"),
+    ("moddel.arch=hubert", "moddel: unknown key (did you mean model?)"),
+])
+def test_a_near_miss_gets_the_nearest_valid_name(override: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [*TINY, override])
+    assert suggestion in str(info.value)
+
+
 def test_unknown_key_in_yaml(tmp_path: Path) -> None:
     path = _yaml(tmp_path / "c.yaml", {"data": {"trian": "x.jsonl"}})
-    with pytest.raises(ConfigError, match=r"^data\.trian: unknown key; valid keys here are: train, "):
+    with pytest.raises(ConfigError, match=r"^data\.trian: unknown key \(did you mean train\?\); "
+                                          r"valid keys here are: train, "):
         load_config(path)
 
 

@@ -22,7 +22,7 @@ from wavtune.corpora import (
     speaker_split,
 )
 from wavtune.corpora.timit import TIMIT_61_TO_39, fold_timit_phones
-from wavtune.manifest import Utterance, read_manifest
+from wavtune.data.manifest import Utterance, read_manifest
 
 SR = 16_000  # Hz
 TONE_S = 0.2  # seconds of every generated clip

@@ -1,4 +1,4 @@
-"""CTC collapse and greedy decoding (wavtune.decoding)."""
+"""CTC collapse and greedy decoding (wavtune.decode.greedy)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from wavtune.decoding import CTCDecoder, GreedyDecoder, Hypothesis, collapse
-from wavtune.vocab import Vocabulary
+from wavtune.data.vocab import Vocabulary
+from wavtune.decode.base import CTCDecoder, Hypothesis, collapse
+from wavtune.decode.greedy import GreedyDecoder
 
 VOCAB = Vocabulary.build(["abc d"])  # [PAD]=0 (blank), [UNK]=1, |=2, a=3, b=4, c=5, d=6
 B, A, BB, C, D, SP = 0, 3, 4, 5, 6, 2

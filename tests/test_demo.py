@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wavtune.cli import main
+from wavtune.cli.main import main
 
 # A broken pipeline (no learning, blank collapse, vocab/blank mix-up) stays at CER 1.0; the quick
 # budget (600 steps) leaves the all-blank plateau but does not yet spell every word right.

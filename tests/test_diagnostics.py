@@ -9,7 +9,7 @@ import pytest
 from rundirs import eval_record, seed_log
 
 from wavtune.config import load_config
-from wavtune.diagnostics import (
+from wavtune.run.diagnostics import (
     DiagnosticMonitor,
     DiagnosticSettings,
     blank_collapse,
@@ -20,7 +20,7 @@ from wavtune.diagnostics import (
     overfitting,
     unknown_characters,
 )
-from wavtune.runlog import parse_log
+from wavtune.run.log import parse_log
 
 # warm-up steps of each seed (from its hyperparameter block)
 SEED_WARMUP = {0: 1000, 1: 500, 2: 500, 3: 1000, 4: 200}
@@ -145,7 +145,7 @@ def test_a_real_run_stuck_on_blanks_warns_of_blank_collapse(
     from factories import tiny_overrides, write_corpus
 
     from wavtune.config import load_config
-    from wavtune.training import train
+    from wavtune.train.trainer import train
 
     manifest = write_corpus(tmp_path, ["abc", "cab", "bad"])
     # a learning rate too low to leave CTC's all-blank plateau within the run

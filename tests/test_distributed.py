@@ -23,7 +23,7 @@ def test_two_processes_train_as_well_as_one_and_write_the_run_once(tmp_path: Pat
     config.write_text("task: ctc\n", encoding="utf-8")
     overrides = tiny_overrides(tmp_path, manifest, steps=200)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "wavtune.cli", "train", str(config), "--quiet"]
+               "--nproc_per_node", "2", "-m", "wavtune.cli.main", "train", str(config), "--quiet"]
     for item in overrides:
         command += ["--set", item]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -14,13 +14,20 @@ import pytest
 import soundfile as sf
 from factories import VARIED, tiny_overrides, tone_speech, write_corpus
 
-from wavtune.audio import load_audio
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.config import load_config
-from wavtune.export import ExportError, ExportOptions, OnnxMeta, export_onnx, require_onnxruntime
-from wavtune.inference import Recognizer, TranscribeOptions
-from wavtune.onnx_backend import OnnxRecognizer
-from wavtune.training import train
+from wavtune.data.audio import load_audio
+from wavtune.deploy.export import (
+    ExportError,
+    ExportOptions,
+    OnnxMeta,
+    export_onnx,
+    require_onnxruntime,
+)
+from wavtune.deploy.onnx_runtime import OnnxRecognizer
+from wavtune.infer.recognizer import Recognizer
+from wavtune.infer.types import TranscribeOptions
+from wavtune.train.trainer import train
 
 SR = 16_000
 
@@ -152,10 +159,10 @@ def test_long_file_streams_with_flat_memory_and_keeps_seams(run: Path, tmp_path:
 
 
 def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
-    from wavtune.checkpoint import save_model
-    from wavtune.labels import LabelSet
-    from wavtune.modeling import build_multitask_model
-    from wavtune.vocab import Vocabulary
+    from wavtune.data.labels import LabelSet
+    from wavtune.data.vocab import Vocabulary
+    from wavtune.model.build import build_multitask_model
+    from wavtune.train.checkpoint import save_model
 
     config = load_config(None, ["model.preset=tiny", "task=multitask",
                                 "data.label_columns=[speaker]"])

@@ -1,7 +1,7 @@
 """Fault injection on a real `wavtune train` process: SIGKILL at a random step, SIGKILL while a
 checkpoint is being written, SIGTERM/SIGINT; a resumed run ends where the unbroken one did.
 
-The faults come from wavtune.faults' test-only environment variables. Each run is a subprocess of
+The faults come from wavtune.train.faults' test-only environment variables. Each run is a subprocess of
 the CLI, as a user or a cluster scheduler would start and kill it.
 """
 
@@ -22,7 +22,7 @@ import torch
 from factories import tiny_overrides, write_corpus
 from safetensors.torch import load_file
 
-from wavtune.rundir import RunDir
+from wavtune.run.directory import RunDir
 
 pytestmark = pytest.mark.slow  # seven CLI runs of a tiny model: about 80 s of CPU
 
@@ -66,7 +66,7 @@ def _train(setup: Setup, run: Path, *extra: str, env: dict[str, str] | None = No
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "wavtune.cli", "train", str(setup.config), *sets, "--quiet", *extra],
+        [sys.executable, "-m", "wavtune.cli.main", "train", str(setup.config), *sets, "--quiet", *extra],
         cwd=setup.cwd, env=child_env, capture_output=True, text=True, timeout=300, check=False)
 
 

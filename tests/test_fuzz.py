@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wavtune.manifest import ManifestError, read_manifest, read_manifest_skipping
-from wavtune.text import TextNormalizer
-from wavtune.vocab import Vocabulary
+from wavtune.data.manifest import ManifestError, read_manifest, read_manifest_skipping
+from wavtune.data.text import TextNormalizer
+from wavtune.data.vocab import Vocabulary
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -120,7 +120,7 @@ def test_phone_units_round_trip(train: list[list[str]], data: st.DataObject) -> 
 @given(texts=st.lists(st.text(), max_size=4), query=st.text(),
        unit=st.sampled_from(["char", "cjk", "phone"]))
 def test_vocabulary_never_raises_unexpected_types(texts: list[str], query: str, unit: str) -> None:
-    from wavtune.vocab import VocabularyError
+    from wavtune.data.vocab import VocabularyError
 
     try:
         vocab = Vocabulary.build(texts, unit)

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 from factories import SR, tiny_overrides, tone_speech
 
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.config import load_config
-from wavtune.decoder_settings import DECODING_FILE, load_decoding
-from wavtune.training import TrainResult, train
+from wavtune.decode.runfile import DECODING_FILE, load_decoding
+from wavtune.train.trainer import TrainResult, train
 
 LEXICON = ("bad", "cab", "dac")  # the words of the dev sentences and the LM corpus
 
@@ -85,7 +85,7 @@ def test_lm_build_tune_then_evaluate_and_transcribe_use_it(
     assert tuned["wer"] == pytest.approx(record["dev"]["wer"])
     assert greedy["wer"] == pytest.approx(record["dev"]["greedy_wer"])
 
-    from wavtune.card import render_card
+    from wavtune.card.model_card import render_card
 
     card = render_card(run)
     assert "- Decoding: beam search (width 8) with a word n-gram LM (`lm/words.arpa`" in card
@@ -111,7 +111,7 @@ def test_lm_build_defaults_to_the_run_training_transcripts(
     assert main(["lm", "build", str(out), "--run", str(result.run_dir), "--unit", "char",
                  "--order", "4"]) == 0
     assert "30 sentences" in capsys.readouterr().out
-    from wavtune.arpa import read_arpa
+    from wavtune.decode.arpa import read_arpa
 
     assert {"a", "b", "c", "d", "|"} <= read_arpa(out).vocabulary
 

@@ -1,4 +1,4 @@
-"""Manifests: JSONL/CSV/TSV reading, validation and writing (wavtune.manifest)."""
+"""Manifests: JSONL/CSV/TSV reading, validation and writing (wavtune.data.manifest)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wavtune.manifest import (
+from wavtune.data.manifest import (
     ManifestError,
     Utterance,
     read_manifest,

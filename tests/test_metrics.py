@@ -1,4 +1,4 @@
-"""Tests for wavtune.metrics: hand-computed cases, seed-card formats and property tests."""
+"""Tests for wavtune.scoring.metrics: hand-computed cases, seed-card formats and property tests."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wavtune.bootstrap import Interval, bootstrap_accuracy_ci, bootstrap_ci
-from wavtune.metrics import (
+from wavtune.scoring.bootstrap import Interval, bootstrap_accuracy_ci, bootstrap_ci
+from wavtune.scoring.metrics import (
     SCORE_UNITS,
     Averages,
     ClassScores,

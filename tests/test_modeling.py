@@ -10,8 +10,9 @@ import torch
 from factories import tiny_overrides, write_corpus
 
 from wavtune.config import ModelConfig, load_config
-from wavtune.modeling import PRESETS, ModelError, build_ctc_model, set_encoder_frozen
-from wavtune.vocab import Vocabulary
+from wavtune.data.vocab import Vocabulary
+from wavtune.model.build import build_ctc_model, set_encoder_frozen
+from wavtune.model.families import WAV2VEC2_PRESETS, ModelError
 
 VOCAB = Vocabulary.build(["abc cab", "bad"])
 
@@ -33,7 +34,7 @@ def test_pretrained_folder_gets_a_new_head_sized_to_the_vocabulary(tmp_path: Pat
     from transformers import AutoConfig, Wav2Vec2Model
 
     # a stand-in for facebook/wav2vec2-base: an encoder without a CTC head, saved to a folder
-    config = AutoConfig.for_model("wav2vec2", **PRESETS["tiny"])
+    config = AutoConfig.for_model("wav2vec2", **WAV2VEC2_PRESETS["tiny"])
     encoder = Wav2Vec2Model(config)
     encoder.save_pretrained(tmp_path / "base")
     built = build_ctc_model(ModelConfig(name_or_path=str(tmp_path / "base"), mask_time_prob=0.3,
@@ -76,7 +77,7 @@ def test_freezing_leaves_only_the_head_trainable() -> None:
 def test_encoder_stays_fixed_for_the_first_n_steps(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from wavtune.training import Trainer
+    from wavtune.train.trainer import Trainer
 
     manifest = write_corpus(tmp_path, ["abc", "cab"])
     config = load_config(None, tiny_overrides(tmp_path, manifest, steps=3)
@@ -94,7 +95,7 @@ def test_encoder_stays_fixed_for_the_first_n_steps(tmp_path: Path) -> None:
 def test_mixed_precision_on_cpu_falls_back_to_fp32_with_a_notice(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from wavtune.training import Trainer
+    from wavtune.train.trainer import Trainer
 
     manifest = write_corpus(tmp_path, ["abc"])
     config = load_config(None, tiny_overrides(tmp_path, manifest, steps=3)

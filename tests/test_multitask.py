@@ -11,13 +11,14 @@ import soundfile as sf
 import torch
 from factories import SR, tiny_overrides, tone_speech, write_corpus
 
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.config import Config, load_config
-from wavtune.labels import NO_LABEL, LabelSet
-from wavtune.modeling import PRESETS, build_model
-from wavtune.multitask import MultitaskModel, ctc_branch
-from wavtune.training import TrainResult, train
-from wavtune.vocab import Vocabulary
+from wavtune.data.labels import NO_LABEL, LabelSet
+from wavtune.data.vocab import Vocabulary
+from wavtune.model.build import build_model
+from wavtune.model.families import WAV2VEC2_PRESETS
+from wavtune.model.multitask import MultitaskModel, ctc_branch
+from wavtune.train.trainer import TrainResult, train
 
 VOCAB = Vocabulary.build(["abc cab", "bad"])
 
@@ -96,8 +97,8 @@ def test_exported_ctc_branch_loads_in_the_asr_pipeline(multitask: TrainResult,
 def test_run_is_a_registered_transformers_model(multitask: TrainResult) -> None:
     from transformers import AutoConfig, AutoModel, AutoModelForCTC
 
-    from wavtune.checkpoint import export_ctc
-    from wavtune.multitask import MultitaskModel, register
+    from wavtune.model.multitask import MultitaskModel, register
+    from wavtune.train.checkpoint import export_ctc
 
     register()
     config = AutoConfig.from_pretrained(str(multitask.run_dir))
@@ -168,7 +169,7 @@ def test_multitask_ctc_loss_is_the_stock_ctc_loss() -> None:
 def test_pretrained_encoder_is_loaded_under_new_heads(tmp_path: Path) -> None:
     from transformers import AutoConfig, Wav2Vec2Model
 
-    encoder = Wav2Vec2Model(AutoConfig.for_model("wav2vec2", **PRESETS["tiny"]))
+    encoder = Wav2Vec2Model(AutoConfig.for_model("wav2vec2", **WAV2VEC2_PRESETS["tiny"]))
     encoder.save_pretrained(tmp_path / "base")
     config = load_config(None, [f"model.name_or_path={tmp_path / 'base'}", "task=multitask",
                                 "data.label_columns=[speaker]", "model.freeze_encoder_steps=10"])

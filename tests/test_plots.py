@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rundirs import seed_log, write_run
 
-from wavtune import runlog
-from wavtune.metrics import classification_report
-from wavtune.plots import plot_confusion, write_plots
-from wavtune.runlog import class_scores, eval_columns, export_log, parse_log
+from wavtune.card.plots import plot_confusion, write_plots
+from wavtune.run import log as runlog
+from wavtune.run.log import class_scores, eval_columns, export_log, parse_log
+from wavtune.scoring.metrics import classification_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,9 +14,9 @@ import pytest
 from factories import write_corpus
 from rundirs import headings, hyperparameter_block, results_table, seed_card, table_columns
 
-from wavtune.card import render_card
+from wavtune.card.model_card import render_card
+from wavtune.card.trainer_format import hyperparameter_lines
 from wavtune.config import Config, load_config
-from wavtune.trainer_format import hyperparameter_lines
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = {
@@ -32,20 +32,6 @@ BASE_MODELS = {0: "yongjian/wav2vec2-large-a", 1: "facebook/wav2vec2-xls-r-300m"
 SEED_EVAL_EVERY = {0: 500, 2: 250, 3: 100, 4: 100}  # seed 001 evaluated once per epoch
 
 
-def _has_multitask() -> bool:
-    import typing
-
-    from wavtune import config
-
-    return "multitask" in typing.get_args(config.Task)
-
-
-MULTITASK_XFAIL = pytest.mark.xfail(
-    not _has_multitask(), strict=True,
-    reason="recipes 000/004 use task: multitask, which wavtune.config does not accept yet (issue 4)")
-MULTITASK = {0, 4}
-
-
 def _recipe(seed: int, overrides: list[str] | None = None) -> Config:
     return load_config(RECIPES_DIR / RECIPES[seed], overrides)
 
@@ -54,8 +40,7 @@ def test_every_seed_has_a_recipe() -> None:
     assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == sorted(RECIPES.values())
 
 
-@pytest.mark.parametrize("seed", [pytest.param(s, marks=MULTITASK_XFAIL) if s in MULTITASK else s
-                                  for s in sorted(RECIPES)])
+@pytest.mark.parametrize("seed", sorted(RECIPES))
 def test_recipe_reproduces_the_seed_setup(seed: int) -> None:
     config = _recipe(seed)
     assert hyperparameter_lines(config.train) == hyperparameter_block(seed_card(seed))
@@ -103,11 +88,10 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("seed", [pytest.param(s, marks=MULTITASK_XFAIL) if s in MULTITASK else s
-                                  for s in sorted(RECIPES)])
+@pytest.mark.parametrize("seed", sorted(RECIPES))
 @pytest.mark.usefixtures("one_thread")
 def test_recipe_smoke_run_writes_a_card_matching_the_seed(tmp_path: Path, seed: int) -> None:
-    from wavtune.training import train
+    from wavtune.train.trainer import train
 
     config = _recipe(seed, _smoke_overrides(tmp_path, seed))
     result = train(config, progress=False)

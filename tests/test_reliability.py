@@ -19,14 +19,15 @@ import soundfile as sf
 import torch
 from factories import SR, tiny_overrides, tone_speech, write_corpus
 
-from wavtune import faults
-from wavtune.audio import AudioError
-from wavtune.checkpoint import CheckpointError, checkpoint_problem, save_checkpoint
-from wavtune.checks import DataError
+from wavtune.checks.checker import DataError
+from wavtune.cli.reports import write_run_reports
 from wavtune.config import Config, ConfigError, load_config
-from wavtune.manifest import ManifestError
-from wavtune.rundir import RunDir
-from wavtune.training import Trainer, TrainingError, train
+from wavtune.data.audio import AudioError
+from wavtune.data.manifest import ManifestError
+from wavtune.run.directory import RunDir
+from wavtune.train import faults
+from wavtune.train.checkpoint import CheckpointError, checkpoint_problem, save_checkpoint
+from wavtune.train.trainer import Trainer, TrainingError, train
 
 CLEAN = ["abc", "cab", "bad", "dab", "ab cd", "bac"]
 
@@ -84,6 +85,7 @@ def test_every_bad_row_kind_is_dropped_and_counted_under_skip(tmp_path: Path) ->
     # unknown characters are a warning: the row is kept and the units are counted
     assert metrics["eval_data"]["utterances"] == 2
     assert metrics["eval_data"]["unknown_units"] == {"z": 1}
+    write_run_reports(result.run_dir)  # as `wavtune train` does once training has returned
     card = (result.run_dir / "README.md").read_text()  # the model card lists the dropped rows
     assert "1 malformed line" in card and "1 ctc infeasible" in card
 
@@ -111,7 +113,7 @@ def test_bad_rows_fail_fast_under_fail_with_the_line_and_the_fix(tmp_path: Path)
 
 
 def test_truncated_wav_is_caught_even_when_durations_are_filled_first(tmp_path: Path) -> None:
-    from wavtune.manifest import read_manifest, with_durations
+    from wavtune.data.manifest import read_manifest, with_durations
 
     manifest = _mixed_manifest(tmp_path)
     manifest.write_text("\n".join(manifest.read_text().splitlines()[:-1]) + "\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rundirs import prediction, write_run
 
-from wavtune.report import analyse_run, duration_bucket, headline, write_report
-from wavtune.runinfo import read_predictions
+from wavtune.card.report import analyse_run, duration_bucket, headline, write_report
+from wavtune.run.records import read_predictions
 
 ROWS = [  # (id, speaker, duration_s, reference, hypothesis)
     ("a1", "ann", 0.8, "turn the light on", "turn the light on"),

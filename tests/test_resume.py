@@ -11,8 +11,8 @@ from factories import tiny_overrides, write_corpus
 from safetensors.torch import load_file
 
 from wavtune.config import load_config
-from wavtune.rundir import RunDir
-from wavtune.training import train
+from wavtune.run.directory import RunDir
+from wavtune.train.trainer import train
 
 
 # 3 batches per epoch: a checkpoint at step 3 ends an epoch, one at step 4 falls mid-epoch

@@ -11,12 +11,13 @@ import soundfile as sf
 import torch
 from factories import tone_speech, write_corpus
 
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.config import Config, load_config
-from wavtune.manifest import ManifestError, read_manifest
-from wavtune.modeling import ModelError, build_ctc_model
-from wavtune.rundir import CONFIG_FILE, RunError, prepare_run_dir
-from wavtune.vocab import Vocabulary
+from wavtune.data.manifest import ManifestError, read_manifest
+from wavtune.data.vocab import Vocabulary
+from wavtune.model.build import build_ctc_model
+from wavtune.model.families import ModelError
+from wavtune.run.directory import CONFIG_FILE, RunError, prepare_run_dir
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "wavtune"
 
@@ -132,7 +133,7 @@ def test_paths_outside_the_manifest_tree_are_allowed_unless_forbidden(tmp_path: 
 def test_config_and_check_data_flags_forbid_outside_paths(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wavtune.dataprep import prepare_data
+    from wavtune.train.prepare import prepare_data
 
     manifest = _outside_manifest(tmp_path)
     config = load_config(None, ["model.preset=tiny", f"data.train={manifest}",

@@ -1,4 +1,4 @@
-"""Duration-bucketed batch sampling (wavtune.sampling)."""
+"""Duration-bucketed batch sampling (wavtune.data.sampling)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wavtune.sampling import DurationBatchSampler
+from wavtune.data.sampling import DurationBatchSampler
 
 
 def _spread(n: int = 200, seed: int = 0) -> list[float]:
@@ -241,7 +241,7 @@ def test_resume_mid_epoch_yields_the_remainder_on_every_rank(
 
 
 def test_batches_are_planned_once_per_epoch() -> None:
-    from wavtune.sampling import DurationBatchSampler
+    from wavtune.data.sampling import DurationBatchSampler
 
     sampler = DurationBatchSampler([0.5, 1.0, 2.0, 0.7] * 50, batch_size=4, seed=1)
     first = sampler.all_batches()

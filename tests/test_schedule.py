@@ -1,4 +1,4 @@
-"""Learning-rate multipliers as pure functions of the step (wavtune.schedule)."""
+"""Learning-rate multipliers as pure functions of the step (wavtune.train.schedule)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wavtune.schedule import Schedule
+from wavtune.train.schedule import Schedule
 
 KINDS = ("linear", "cosine", "constant", "tri_stage")
 

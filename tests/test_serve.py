@@ -16,10 +16,10 @@ from factories import SR, tone_speech
 from servers import multipart, request, running_server, upload, wav_bytes
 from tinyrun import CLIP_TEXT, tiny_ctc_run, tiny_label_run
 
-from wavtune.cli import main
-from wavtune.inference import LabelScores, Transcript
-from wavtune.serve import response_of
-from wavtune.timestamps import CharSpan, WordSpan
+from wavtune.cli.main import main
+from wavtune.deploy.serve import response_of
+from wavtune.infer.timestamps import CharSpan, WordSpan
+from wavtune.infer.types import LabelScores, Transcript
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavtune.manifest import Utterance, read_manifest
-from wavtune.noise import make_noise
-from wavtune.speech_engine import (
-    EngineKind,
-    EspeakNotFoundError,
-    SpeechEngine,
-    SpeechRequest,
-    load_engine,
-)
-from wavtune.synth import (
+from wavtune.data.manifest import Utterance, read_manifest
+from wavtune.data.noise import make_noise
+from wavtune.synth.corpus import (
     MANDARIN_VOICE,
     NoiseKind,
     SynthError,
@@ -31,7 +24,14 @@ from wavtune.synth import (
     plan_corpus,
     synthesize_corpus,
 )
-from wavtune.synth_text import COMMANDS, KINDS, PINYIN, grammar_words
+from wavtune.synth.espeak import (
+    EngineKind,
+    EspeakNotFoundError,
+    SpeechEngine,
+    SpeechRequest,
+    load_engine,
+)
+from wavtune.synth.prompts import COMMANDS, KINDS, PINYIN, grammar_words
 
 TINY = SynthOptions(per_kind=3, n_speakers=3, seed=7)  # 15 clips, a fraction of a second
 HANZI = re.compile(r"[\u4e00-\u9fff]")

@@ -1,4 +1,4 @@
-"""Transcript normalisation and token units (wavtune.text)."""
+"""Transcript normalisation and token units (wavtune.data.text)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wavtune.text import TextNormalizer, is_cjk, join_units, mixed_tokens, split_units
+from wavtune.data.text import TextNormalizer, is_cjk, join_units, mixed_tokens, split_units
 
 # --- TextNormalizer, one step at a time -------------------------------------------------------
 

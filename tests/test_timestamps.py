@@ -12,13 +12,13 @@ import soundfile as sf
 from factories import SR, tone_speech
 from tinyrun import CLIP_TEXT, tiny_ctc_run, tone_word_spans
 
-from wavtune.audio import normalize_waveform
-from wavtune.cli import main
+from wavtune.cli.main import main
 from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
-from wavtune.inference import Recognizer, TranscribeOptions
-from wavtune.modeling import PRESETS
-from wavtune.subtitles import Cue, CueOptions, clock, group_cues, to_srt, to_vtt
-from wavtune.timestamps import (
+from wavtune.data.audio import normalize_waveform
+from wavtune.data.vocab import Vocabulary
+from wavtune.infer.recognizer import Recognizer
+from wavtune.infer.subtitles import Cue, CueOptions, clock, group_cues, to_srt, to_vtt
+from wavtune.infer.timestamps import (
     TokenRun,
     WordSpan,
     align,
@@ -26,7 +26,8 @@ from wavtune.timestamps import (
     snap_to_speech,
     token_runs,
 )
-from wavtune.vocab import Vocabulary
+from wavtune.infer.types import TranscribeOptions
+from wavtune.model.families import WAV2VEC2_PRESETS
 
 VOCAB = Vocabulary((PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, "a", "b", "c", "d"))
 FRAME_S = 0.02
@@ -66,8 +67,8 @@ def test_token_runs_keep_the_frames_each_token_was_emitted_on() -> None:
 
 
 def test_frame_stride_comes_from_the_conv_strides() -> None:
-    assert frame_seconds(PRESETS["tiny"]["conv_stride"], 16_000) == pytest.approx(0.02)
-    assert frame_seconds(PRESETS["small"]["conv_stride"], 8_000) == pytest.approx(0.04)
+    assert frame_seconds(WAV2VEC2_PRESETS["tiny"]["conv_stride"], 16_000) == pytest.approx(0.02)
+    assert frame_seconds(WAV2VEC2_PRESETS["small"]["conv_stride"], 8_000) == pytest.approx(0.04)
     assert frame_seconds((5, 2, 2, 2, 2, 2, 2), 16_000) == pytest.approx(0.02)  # wav2vec2-base
 
 

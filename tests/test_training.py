@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from factories import VARIED, tiny_overrides, tone_speech, write_corpus
 
-from wavtune.checks import DataError
-from wavtune.cli import main
+from wavtune.checks.checker import DataError
+from wavtune.cli.main import main
+from wavtune.cli.reports import write_run_reports
 from wavtune.config import load_config
-from wavtune.training import TrainResult, train
+from wavtune.train.trainer import TrainResult, train
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     folder = tmp_path_factory.mktemp("overfit")
     manifest = write_corpus(folder, VARIED)
-    return train(load_config(None, tiny_overrides(folder, manifest, steps=200)), progress=False)
+    result = train(load_config(None, tiny_overrides(folder, manifest, steps=200)), progress=False)
+    write_run_reports(result.run_dir)  # as `wavtune train` does once training has returned
+    return result
 
 
 def test_tiny_model_overfits_to_zero_wer(trained: TrainResult) -> None:
@@ -123,3 +127,26 @@ def test_existing_run_directory_is_not_overwritten(tmp_path: Path,
     assert main(["train", str(config), *config_args, "--quiet"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "run" / "keep.txt").read_text() == "precious"
+
+
+def test_a_failing_model_card_is_reported_and_the_trained_run_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import wavtune.card.model_card as model_card
+
+    def broken(run: str | Path, plots: bool = True) -> list[Path]:
+        raise OSError(28, "No space left on device")  # what a full disk does to the card
+
+    monkeypatch.setattr(model_card, "write_reports", broken)
+    manifest = write_corpus(tmp_path, ["abc", "cab"])
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    args = [f"--set={o}" for o in tiny_overrides(tmp_path, manifest, steps=2)]
+    with caplog.at_level(logging.WARNING, logger="wavtune"):
+        assert main(["train", str(config), *args, "--quiet"]) == 0
+    run = tmp_path / "run"
+    assert f"rebuild it with: wavtune card {run}" in caplog.text
+    assert "No space left on device" in caplog.text
+    for name in ("model.safetensors", "metrics.json", "log.jsonl", "predictions-eval.jsonl"):
+        assert (run / name).is_file(), name
+    assert not (run / "README.md").exists()  # train() itself writes no card

@@ -1,10 +1,10 @@
-"""Training figures summed over processes (wavtune.trainmeter)."""
+"""Training figures summed over processes (wavtune.train.meter)."""
 
 from __future__ import annotations
 
 import torch
 
-from wavtune.trainmeter import TrainMeter
+from wavtune.train.meter import TrainMeter
 
 
 def test_window_figures_cover_every_process() -> None:

@@ -1,4 +1,4 @@
-"""Alpha/beta search on cached logits (wavtune.tuning), without a model: hand-built frames
+"""Alpha/beta search on cached logits (wavtune.infer.tuning), without a model: hand-built frames
 whose last letter is ambiguous, and an LM that knows the word."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 from test_beam import VOCAB, _ambiguous_cab
 
-from wavtune.arpa import build_arpa
-from wavtune.decoder_settings import DecoderSettings
-from wavtune.tuning import DevSet, Trial, grid, random_points, tune
+from wavtune.decode.arpa import build_arpa
+from wavtune.decode.settings import DecoderSettings
+from wavtune.infer.tuning import DevSet, Trial, grid, random_points, tune
 
 
 def test_tune_prefers_an_lm_weight_that_fixes_the_ambiguous_word(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""CTC vocabularies and their transformers tokenizer files (wavtune.vocab)."""
+"""CTC vocabularies and their transformers tokenizer files (wavtune.data.vocab)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
-from wavtune.text import TextNormalizer
-from wavtune.vocab import UNIT_FILE, VOCAB_FILE, Vocabulary, VocabularyError
+from wavtune.data.text import TextNormalizer
+from wavtune.data.vocab import UNIT_FILE, VOCAB_FILE, Vocabulary, VocabularyError
 
 TIMIT = ["h# sh iy hh ae d h#", "h# d ae sh h#"]
 CODE_SWITCH = ["我想喝 coffee", "我 要 tea"]

@@ -11,8 +11,8 @@ from factories import tone_speech
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wavtune.audio import load_audio, normalize_waveform
-from wavtune.windows import (
+from wavtune.data.audio import load_audio, normalize_waveform
+from wavtune.infer.windows import (
     Window,
     iter_file_blocks,
     iter_windows,

@@ -18,7 +18,7 @@ CLIP_TEXT = "a bad cab"  # a training text: the tiny run transcribes it exactly
 def tiny_ctc_run() -> Path:
     """The run directory of a tiny model overfit on ``factories.WORDS`` (trained on first use)."""
     from wavtune.config import load_config
-    from wavtune.training import train
+    from wavtune.train.trainer import train
 
     folder = Path(tempfile.mkdtemp(prefix="wavtune-tinyrun-"))
     atexit.register(shutil.rmtree, folder, True)
@@ -48,7 +48,7 @@ def tiny_label_run(task: str) -> Path:
     """A ``multitask`` (CTC + a ``first``-letter head) or ``classify`` run trained for a few
     steps only: enough to carry labels through the service, not to be right."""
     from wavtune.config import load_config
-    from wavtune.training import train
+    from wavtune.train.trainer import train
 
     folder = Path(tempfile.mkdtemp(prefix=f"wavtune-tiny{task}-"))
     atexit.register(shutil.rmtree, folder, True)

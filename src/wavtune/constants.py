@@ -10,6 +10,8 @@ UNK_TOKEN = "[UNK]"
 WORD_DELIMITER = "|"
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+# audio files found in folders (transcribe, classify, the folder importer); soundfile reads them all
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif")
 # Manifest columns with a fixed meaning; every other column is kept as a label.
 MANIFEST_CORE_FIELDS = ("id", "audio", "offset", "duration", "text", "speaker")
 
@@ -26,3 +28,4 @@ DEFAULT_METRIC = "wer"
 # Long-audio inference: chunk length and the overlap kept on each side (seconds).
 DEFAULT_CHUNK_S = 30.0
 DEFAULT_CHUNK_OVERLAP_S = 5.0
+DEFAULT_INFER_BATCH_SIZE = 8  # clips per forward pass when transcribing, classifying, evaluating

@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from wavtune.scoring.registry import HEAD_METRICS
+
 Task = Literal["ctc", "classify", "multitask"]
 
-CTC_METRICS = ("wer", "cer")
-# per-head scores; the first head's are also available without the column prefix
-HEAD_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall",
-                "weighted_precision", "weighted_recall")
-_HIGHER_IS_BETTER = HEAD_METRICS  # every other metric (error rates, losses) is lower-is-better
+CTC_METRICS = ("wer", "cer")  # logged by every CTC evaluation; names from scoring/registry.py
+# per-head scores (HEAD_METRICS); the first head's are also available without the column prefix
 
 
 def has_ctc_head(task: Task) -> bool:
@@ -49,8 +48,3 @@ def metric_choices(task: Task, label_columns: Sequence[str]) -> tuple[str, ...]:
         for column in label_columns:
             names += [f"{column}_{m}" for m in (*HEAD_METRICS, "loss")]
     return tuple(names)
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (accuracy, F1, ...) or worse (WER, loss)."""
-    return metric.endswith(_HIGHER_IS_BETTER)

@@ -25,7 +25,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 SPLITS = ("train", "validation", "test")
 METADATA_SUFFIX = "_metadata.csv"

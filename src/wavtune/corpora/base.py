@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from wavtune.audio import AudioError, audio_info
 from wavtune.constants import DEFAULT_SEED
-from wavtune.manifest import Utterance
+from wavtune.data.audio import AudioError, audio_info
+from wavtune.data.manifest import Utterance
+from wavtune.errors import WavtuneError
 
 T = TypeVar("T")
 
@@ -23,7 +24,7 @@ SINGLE_SPLIT = "all"  # the split of a corpus that has none of its own
 MAX_LISTED = 5  # problem files named in one error message; the rest are counted
 
 
-class CorpusError(ValueError):
+class CorpusError(WavtuneError, ValueError):
     """A corpus tree is not what its importer expects; the message names the path and the layout."""
 
 

@@ -20,7 +20,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 DEFAULT_SPLITS = ("train", "dev", "test")  # validated.tsv is their superset: only on request
 OTHER_SPLITS = ("validated", "other", "invalidated")

@@ -13,6 +13,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+from wavtune.constants import AUDIO_SUFFIXES
 from wavtune.corpora.base import (
     SINGLE_SPLIT,
     ImportedCorpus,
@@ -23,9 +24,8 @@ from wavtune.corpora.base import (
     layout_error,
     progress,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph")
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 METADATA_FILE = "metadata.csv"
 

@@ -18,7 +18,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TEST_TAKES = range(5)  # takes 0-4 are the official test set

@@ -34,7 +34,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "normalized_text", "raw_text")
 SPEAKER_COLUMNS = ("speaker_id", "speaker", "client_id", "original_speaker_id")

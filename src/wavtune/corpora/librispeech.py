@@ -18,7 +18,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 AUDIO_SUFFIX = ".flac"
 TRANSCRIPT_GLOB = "*/*/*.trans.txt"  # SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt below a subset

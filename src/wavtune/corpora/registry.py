@@ -15,7 +15,7 @@ from wavtune.corpora.hf import import_hf
 from wavtune.corpora.librispeech import import_librispeech
 from wavtune.corpora.splits import speaker_split
 from wavtune.corpora.timit import import_timit
-from wavtune.manifest import Utterance, write_manifest
+from wavtune.data.manifest import Utterance, write_manifest
 
 MANIFEST_SUFFIX = ".jsonl"
 

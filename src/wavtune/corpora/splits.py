@@ -7,7 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 
 from wavtune.constants import DEFAULT_SEED
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 DEFAULT_SPLIT_FRACTIONS: Mapping[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
 

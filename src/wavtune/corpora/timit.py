@@ -19,7 +19,7 @@ from wavtune.corpora.base import (
     progress,
     select_splits,
 )
-from wavtune.manifest import Utterance
+from wavtune.data.manifest import Utterance
 
 SPLITS = ("train", "test")
 # The two dialect sentences every speaker read (SA1, SA2); excluded from training as is standard.

@@ -1,0 +1,1 @@
+"""Data checks: one row's problems, the run over a manifest, and the report."""

@@ -1,0 +1,60 @@
+"""``wavtune export``: a run's CTC model as ONNX (fp32, optionally int8) with a parity check;
+``wavtune export-ctc``: a multi-task run's CTC branch as a plain transformers model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from wavtune.deploy.export import DEFAULT_OPSET, ExportError, ExportOptions, export_onnx
+
+    if not args.onnx:
+        raise ExportError("choose an export format: --onnx (the only one so far)")
+    result = export_onnx(args.run, ExportOptions(Path(args.out) if args.out else None, args.int8,
+                                                 args.opset or DEFAULT_OPSET))
+    if result.meta.ctc_branch_only:
+        print("multi-task run: exported the CTC branch only (label heads are not in the graph)")
+    for p in result.meta.parity:
+        print(f"{p.file}: max |logit diff| vs PyTorch {p.max_abs_diff:.2e}, same best id on "
+              f"{p.frame_agreement:.2%} of frames, transcripts "
+              f"{'equal' if p.same_transcripts else 'DIFFER'} ({p.clips} generated clips)")
+    print(f"-> {result.folder} (try: wavtune transcribe {args.run} AUDIO.wav --backend onnx"
+          f"{' --int8' if args.int8 else ''})")
+    return 0
+
+
+def cmd_export_ctc(args: argparse.Namespace) -> int:
+    from wavtune.train.checkpoint import export_ctc
+
+    out = export_ctc(args.run, args.out)
+    print(f"CTC branch of {args.run} -> {out} (load it with "
+          f"pipeline('automatic-speech-recognition', model='{out}'))")
+    return 0
+
+
+def _add_export_ctc(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("export-ctc", help="write a multi-task run's CTC branch as a plain model",
+                       description="Write the encoder and CTC head of a multitask run to OUT as "
+                                   "the stock transformers *ForCTC model with its tokenizer and "
+                                   "feature extractor, loadable without wavtune.")
+    p.add_argument("run", help="run directory (task multitask)")
+    p.add_argument("out", help="new folder for the CTC model")
+    p.set_defaults(func=cmd_export_ctc)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _add_export_ctc(sub)
+    p = sub.add_parser("export", help="export a run's CTC model to ONNX (optionally int8)",
+                       description="Write RUN/onnx/model.onnx (and model.int8.onnx with --int8, "
+                                   "ONNX Runtime dynamic quantisation) with the vocabulary and "
+                                   "settings, after checking logits and transcripts against "
+                                   "PyTorch on generated audio. A multi-task run exports its "
+                                   "CTC branch only.")
+    p.add_argument("run", help="run directory (task ctc or multitask)")
+    p.add_argument("--onnx", action="store_true", help="export to ONNX")
+    p.add_argument("--int8", action="store_true", help="also write a dynamic int8 model")
+    p.add_argument("--out", help="export folder (default: RUN/onnx)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,1 @@
+"""Data: manifests, audio, text, vocabularies, labels, datasets, the audio cache, batching."""

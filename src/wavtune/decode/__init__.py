@@ -1,0 +1,1 @@
+"""CTC decoding: greedy, beam search, n-gram LMs and the decoder settings of a run."""

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export, the ONNX Runtime backend and the HTTP service."""

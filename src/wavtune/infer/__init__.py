@@ -1,0 +1,1 @@
+"""Running a finished model: evaluation, transcription, windows, timestamps, output."""

@@ -1,0 +1,74 @@
+"""A finished run loaded for inference: its published model, input settings, vocabulary and
+label heads, read from the run directory as transformers saved them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from wavtune.data.dataset import AudioSettings
+from wavtune.data.labels import LabelSet
+from wavtune.data.vocab import Vocabulary
+from wavtune.model.build import model_kind
+from wavtune.run.directory import CONFIG_FILE, RunError, load_run_config, load_vocab
+
+
+def label_sets_of(model: Any, run_dir: Path) -> tuple[LabelSet, ...]:
+    """The label heads of a loaded model, in output order (classes in id order)."""
+    kind = model_kind(model)
+    if kind == "multitask":
+        config = model.config
+        return tuple(LabelSet(name, config.head_labels(i), (0,) * len(config.head_labels(i)))
+                     for i, name in enumerate(config.head_names))
+    if kind == "classify":
+        id2label = model.config.id2label
+        labels = tuple(str(id2label[i]) for i in range(len(id2label)))
+        column = "label"
+        if (run_dir / CONFIG_FILE).is_file() and load_run_config(run_dir).data.label_columns:
+            column = load_run_config(run_dir).data.label_columns[0]
+        return (LabelSet(column, labels, (0,) * len(labels)),)
+    return ()
+
+
+def require_model_folder(run_dir: str | Path) -> None:
+    """RunError unless ``run_dir`` holds a published model (its ``config.json``)."""
+    if not (Path(run_dir) / "config.json").is_file():
+        raise RunError(f"{run_dir}: no config.json; is this a finished wavtune run directory?")
+
+
+class LoadedRun:
+    """A finished run's published model, its input settings, vocabulary and label heads."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        from transformers import (
+            AutoFeatureExtractor,
+            AutoModel,
+            AutoModelForAudioClassification,
+            AutoModelForCTC,
+        )
+
+        from wavtune.model.multitask import MODEL_TYPE, register
+
+        self.root = run_dir = Path(run_dir)
+        require_model_folder(run_dir)
+        hf_config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        architectures = hf_config.get("architectures") or [""]
+        if hf_config.get("model_type") == MODEL_TYPE:
+            register()
+            auto: Any = AutoModel
+        elif architectures[0].endswith("ForSequenceClassification"):
+            auto = AutoModelForAudioClassification
+        else:
+            auto = AutoModelForCTC
+        self.model = auto.from_pretrained(str(run_dir), use_safetensors=True).to(device)
+        self.model.eval()
+        self.kind = model_kind(self.model)
+        has_ctc = self.kind == "ctc" or bool(getattr(self.model.config, "vocab_size", 0)
+                                             and self.kind == "multitask")
+        self.vocab: Vocabulary | None = load_vocab(run_dir) if has_ctc else None
+        self.label_sets = label_sets_of(self.model, run_dir)
+        fe = AutoFeatureExtractor.from_pretrained(str(run_dir))
+        self.audio = AudioSettings(int(fe.sampling_rate), bool(fe.do_normalize))
+        self.use_attention_mask = bool(fe.return_attention_mask)
+        self.device = device

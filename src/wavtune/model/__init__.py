@@ -1,0 +1,1 @@
+"""Models: encoder families, building a model, classification heads, multi-task models."""

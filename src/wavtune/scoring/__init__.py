@@ -1,0 +1,1 @@
+"""Scoring: error rates, classification reports, confidence intervals (pure, no model)."""

@@ -1,0 +1,1 @@
+"""A synthetic spoken corpus made offline with eSpeak NG."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its engine, schedule, objective, checkpoints, interrupts and faults."""

@@ -1,0 +1,104 @@
+"""The training engine: accelerate's Accelerator for the run's device and precision, AdamW with
+the run's learning-rate schedule, and the state they resume from.
+
+accelerate handles devices, DDP (torchrun / ``accelerate launch``) and mixed precision; this
+module only turns the ``train`` config into its arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+
+from wavtune.config import Config, TrainConfig
+from wavtune.model.build import set_encoder_frozen
+from wavtune.run.directory import RunDir
+from wavtune.train.checkpoint import TrainerState, resume_checkpoint
+from wavtune.train.schedule import Schedule
+
+log = logging.getLogger("wavtune")
+
+CACHE_BUILD_TIMEOUT_S = 6 * 3600  # longest wait at a barrier for rank 0 (its cache build)
+
+
+def run_precision(train: TrainConfig) -> tuple[bool, str]:
+    """(train on CPU?, the mixed precision accelerate gets): fp16/bf16 need a GPU; a GPU without
+    bf16 gets fp16 with loss scaling instead."""
+    precision = train.mixed_precision
+    use_cpu = train.device == "cpu" or not torch.cuda.is_available()
+    if use_cpu and precision != "no":
+        log.warning("train.mixed_precision=%s needs a GPU; training in fp32 on CPU", precision)
+        return use_cpu, "no"
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        log.warning("train.mixed_precision=bf16: this GPU has no bf16; using fp16 with loss "
+                    "scaling instead")
+        return use_cpu, "fp16"
+    if precision == "fp16" and torch.cuda.is_bf16_supported():
+        log.info("this GPU supports bf16, which needs no loss scaling and rarely overflows; "
+                 "consider train.mixed_precision=bf16")
+    return use_cpu, precision
+
+
+def make_accelerator(train: TrainConfig, find_unused_parameters: bool) -> Any:
+    """An ``accelerate.Accelerator`` for this process (one of several under torchrun)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+    use_cpu, precision = run_precision(train)
+    return Accelerator(
+        cpu=use_cpu, mixed_precision=precision,
+        # frozen-then-unfrozen encoders leave parameters without gradients for a while
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters),
+                         # the other ranks wait at a barrier while rank 0 builds the audio cache,
+                         # which takes longer than the default 10-30 min on a large corpus
+                         InitProcessGroupKwargs(timeout=timedelta(seconds=CACHE_BUILD_TIMEOUT_S))],
+    )
+
+
+def make_optimizer(model: torch.nn.Module, train: TrainConfig, total_steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no weight decay on biases and norms: parameters with fewer than 2 dimensions) and
+    its per-step LR multiplier over ``total_steps`` optimizer steps."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2), eps=train.adam_epsilon,
+    )
+    schedule = Schedule(train.lr_scheduler_type, train.warmup_steps, total_steps,
+                        train.tri_stage_hold_ratio, train.tri_stage_final_lr_scale)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The model, optimizer and LR schedule as ``accelerator.prepare`` wrapped them (DDP, mixed
+    precision, loss scaling), and the training state they start from."""
+
+    accelerator: Any
+    model: Any  # the model, wrapped in DDP under several processes
+    optimizer: Any  # accelerate's AcceleratedOptimizer
+    scheduler: Any  # accelerate's AcceleratedScheduler
+    state: TrainerState  # step 0, or where the resumed checkpoint stood
+
+
+def build_engine(accelerator: Any, model: torch.nn.Module, config: Config, total_steps: int,
+                 run: RunDir, resume: bool) -> Engine:
+    """Optimizer and schedule for ``model``, prepared by ``accelerator``; with ``resume``, the
+    newest whole checkpoint of ``run`` restored into all three."""
+    optimizer, scheduler = make_optimizer(model, config.train, total_steps)
+    wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = TrainerState()
+    unwrapped = accelerator.unwrap_model(wrapped)
+    found = resume_checkpoint(run, unwrapped, optimizer, scheduler) if resume else None
+    if found is not None:
+        latest, state = found
+        log.info("resumed from %s (step %d)", latest, state.step)
+    if state.step >= config.model.freeze_encoder_steps:  # otherwise the loop unfreezes it
+        set_encoder_frozen(unwrapped, False, config.model.freeze_feature_encoder)
+    return Engine(accelerator, wrapped, optimizer, scheduler, state)
