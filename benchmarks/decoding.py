@@ -52,7 +52,9 @@ def phone_number(rng: random.Random) -> list[str]:
 
 def log_softmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     x = x - x.max(axis=1, keepdims=True)
-    out: npt.NDArray[np.float32] = (x - np.log(np.exp(x).sum(axis=1, keepdims=True))).astype(np.float32)
+    out: npt.NDArray[np.float32] = (x - np.log(np.exp(x).sum(axis=1, keepdims=True))).astype(
+        np.float32
+    )
     return out
 
 
@@ -98,7 +100,10 @@ def main() -> None:
     start = time.perf_counter()
     clips = dev_outputs(args.run, args.manifest, progress=False)
     forward_s = time.perf_counter() - start
-    halves: tuple[dict[str, list[npt.NDArray[np.float32]]], ...] = (defaultdict(list), defaultdict(list))
+    halves: tuple[dict[str, list[npt.NDArray[np.float32]]], ...] = (
+        defaultdict(list),
+        defaultdict(list),
+    )
     for i, (x, ref) in enumerate(zip(clips.logits, clips.references)):
         halves[i % 2][ref].append(log_softmax(x))  # alternate clips: dev half, test half
     rng = random.Random(args.seed)
@@ -130,12 +135,18 @@ def main() -> None:
     result = {
         "command": f"python benchmarks/decoding.py --run RUN --manifest {args.manifest}",
         "run": Path(args.run).resolve().name,
-        "setup": {"clip_greedy_wer": round(clip_greedy.wer, 4),"test_sentences": args.sentences, "dev_sentences": args.dev_sentences,
-                  "lm_sentences": args.lm_sentences, "clips": len(clips.ids),
-                  "words": sum(len(r.split()) for r in test.references),
-                  "settings": asdict(beam), "model_forward_s": round(forward_s, 1),
-                  "machine": f"{platform.machine()}, {platform.processor() or 'cpu'} (shared; "
-                             f"timings are noisy)"},
+        "setup": {
+            "clip_greedy_wer": round(clip_greedy.wer, 4),
+            "test_sentences": args.sentences,
+            "dev_sentences": args.dev_sentences,
+            "lm_sentences": args.lm_sentences,
+            "clips": len(clips.ids),
+            "words": sum(len(r.split()) for r in test.references),
+            "settings": asdict(beam),
+            "model_forward_s": round(forward_s, 1),
+            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'} (shared; "
+            f"timings are noisy)",
+        },
         "results": rows,
     }
     out = Path(args.out)

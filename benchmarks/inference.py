@@ -8,7 +8,8 @@ parity check), so RUN is never written. Every backend transcribes the same clips
 normalised beforehand, one clip per forward pass (latency-style) and, separately, in
 length-sorted batches. Real-time factor = compute seconds / audio seconds (lower is faster); each
 clip's (batch's) time is the best of ``--repeats`` runs, backends interleaved clip by clip, after a
-warm-up, so a busy machine disturbs the figures, and their ratios, as little as it can. WER and CER are of greedy transcripts
+warm-up, so a busy machine disturbs the figures, and their ratios, as little as it can. WER and CER
+are of greedy transcripts
 against the manifest's references, normalised as in training.
 """
 
@@ -32,8 +33,16 @@ from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.infer.recognizer import Recognizer
 from wavtune.infer.windows import plan_batches
 
-RUN_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "vocab.json",
-             "tokenizer_config.json", "wavtune_vocab.json", "wavtune.yaml", "special_tokens_map.json")
+RUN_FILES = (
+    "config.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "vocab.json",
+    "tokenizer_config.json",
+    "wavtune_vocab.json",
+    "wavtune.yaml",
+    "special_tokens_map.json",
+)
 
 
 @dataclass(frozen=True)

@@ -172,14 +172,18 @@ def timestamps() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=ROOT.parent / "runs" / "fsdd")
-    parser.add_argument("--manifest", type=Path, default=ROOT.parent / "data" / "fsdd" / "test.jsonl")
+    parser.add_argument(
+        "--manifest", type=Path, default=ROOT.parent / "data" / "fsdd" / "test.jsonl"
+    )
     parser.add_argument("--requests", type=int, default=100, help="clips posted per phase")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-timestamps", action="store_true")
     parser.add_argument("--skip-service", action="store_true")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other part's results already in --out")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.merge else {}

@@ -118,7 +118,9 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     from wavtune.train.trainer import Trainer
 
     mean = float(np.mean([u.duration_s or 0.0 for u in with_durations(read_manifest(spec.train))]))
-    budget = round(spec.batch_size * mean / 0.95, 2)  # ~ the stock batch's real audio at ~5% padding
+    budget = round(
+        spec.batch_size * mean / 0.95, 2
+    )  # ~ the stock batch's real audio at ~5% padding
     overrides = config_overrides(spec) + [
         f"train.max_batch_seconds={budget}", f"train.max_batch_size={4 * spec.batch_size}",
         f"data.num_workers={spec.workers}", "data.audio_cache=true",
@@ -143,7 +145,9 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     records = trainer.run.read_log()
     shares = [r["data_share"] for r in records if "data_share" in r]
     padding = json.loads(trainer.run.metrics.read_text())["padding_ratio_by_epoch"]
-    wer = test_wer(trainer.unwrapped, config, trainer.data.vocab, trainer.built.sample_rate, spec.test)
+    wer = test_wer(
+        trainer.unwrapped, config, trainer.data.vocab, trainer.built.sample_rate, spec.test
+    )
     return {"train_s": round(train_s, 2), "setup_s": round(setup_s, 2), "steps": result.steps,
             "cpu_s": round(train_cpu_s, 2),
             "padding_ratio": round(float(np.mean(list(padding.values()))), 4),
@@ -245,11 +249,15 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
     out = trainer.train()
     train_s, train_cpu_s = time.perf_counter() - start, cpu_s() - cpu_start
     wer = test_wer(built.model, config, data.vocab, built.sample_rate, spec.test)
-    return {"train_s": round(train_s, 2), "steps": int(out.global_step),
-            "cpu_s": round(train_cpu_s, 2),
-            "padding_ratio": round(1 - collator.real / collator.total, 4) if collator.total else 0.0,
-            "data_share": round(timer.wait / (timer.wait + timer.busy), 4),
-            "test_wer": round(wer, 4), "peak_rss_mb": peak_rss_mb()}
+    return {
+        "train_s": round(train_s, 2),
+        "steps": int(out.global_step),
+        "cpu_s": round(train_cpu_s, 2),
+        "padding_ratio": round(1 - collator.real / collator.total, 4) if collator.total else 0.0,
+        "data_share": round(timer.wait / (timer.wait + timer.busy), 4),
+        "test_wer": round(wer, 4),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_rss(manifest: str, cache_dir: str) -> dict[str, Any]:
@@ -293,7 +301,9 @@ def tone_clip(text: str, rng: np.random.Generator, sample_rate: int = 16000) -> 
             parts.append(np.zeros(int(0.12 * sample_rate)))
             continue
         t = np.arange(int(0.12 * sample_rate)) / sample_rate
-        parts.append(0.5 * np.hanning(len(t)) * np.sin(2 * np.pi * (300 + 180 * LETTERS.index(ch)) * t))
+        parts.append(
+            0.5 * np.hanning(len(t)) * np.sin(2 * np.pi * (300 + 180 * LETTERS.index(ch)) * t)
+        )
         parts.append(np.zeros(int(0.04 * sample_rate)))
     wave = np.concatenate(parts)
     return (wave + 0.003 * rng.standard_normal(len(wave))).astype(np.float32)
@@ -410,19 +420,24 @@ def table(results: dict[str, Any]) -> str:
         for side in ("stock", "wavtune"):
             s = r[side]
             ours = side == "wavtune"
-            lines.append(f"| {name} | {side} | {s['audio_s_per_s']:.1f} | "
-                         f"{r['speedup'] if ours else 1.0:.2f}x | {s.get('audio_s_per_cpu_s', 0):.1f} | "
-                         f"{r.get('speedup_cpu', 0) if ours else 1.0:.2f}x | {s['test_wer']:.3f} | "
-                         f"{s['padding_ratio']:.1%} | {s['data_share'] or 0:.1%} | {s['steps']} | "
-                         f"{s['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {name} | {side} | {s['audio_s_per_s']:.1f} | "
+                f"{r['speedup'] if ours else 1.0:.2f}x | {s.get('audio_s_per_cpu_s', 0):.1f} | "
+                f"{r.get('speedup_cpu', 0) if ours else 1.0:.2f}x | {s['test_wer']:.3f} | "
+                f"{s['padding_ratio']:.1%} | {s['data_share'] or 0:.1%} | {s['steps']} | "
+                f"{s['peak_rss_mb']:.0f} |"
+            )
     rss = results.get("rss")
     if rss:
         n = results["rss_n"]
-        lines.append(f"\ndata path peak RSS: {rss[str(n)]['peak_rss_mb']:.0f} MB over {n} clips, "
-                     f"{rss[str(10 * n)]['peak_rss_mb']:.0f} MB over {10 * n} "
-                     f"({rss['audio_ratio']:.1f}x the audio): ratio {rss['peak_ratio']:.2f}; "
-                     f"growth while iterating {rss[str(n)]['peak_rss_mb'] - rss[str(n)]['rss_before_mb']:.0f}"
-                     f" vs {rss[str(10 * n)]['peak_rss_mb'] - rss[str(10 * n)]['rss_before_mb']:.0f} MB")
+        lines.append(
+            f"\ndata path peak RSS: {rss[str(n)]['peak_rss_mb']:.0f} MB over {n} clips, "
+            f"{rss[str(10 * n)]['peak_rss_mb']:.0f} MB over {10 * n} "
+            f"({rss['audio_ratio']:.1f}x the audio): ratio {rss['peak_ratio']:.2f}; "
+            "growth while iterating "
+            f"{rss[str(n)]['peak_rss_mb'] - rss[str(n)]['rss_before_mb']:.0f}"
+            f" vs {rss[str(10 * n)]['peak_rss_mb'] - rss[str(10 * n)]['rss_before_mb']:.0f} MB"
+        )
     return "\n".join(lines)
 
 

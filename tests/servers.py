@@ -59,7 +59,10 @@ def multipart(data: bytes, filename: str = "clip.wav", field: str = "file",
     boundary = "wavtune-test-boundary"
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
             f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n').encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return (
+        head + data + f"\r\n--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
 def request(url: str, body: bytes | None = None, content_type: str | None = None,
@@ -69,7 +72,11 @@ def request(url: str, body: bytes | None = None, content_type: str | None = None
     req = urllib.request.Request(url, data=body, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            status, raw, kind = response.status, response.read(), response.headers.get_content_type()
+            status, raw, kind = (
+                response.status,
+                response.read(),
+                response.headers.get_content_type(),
+            )
     except urllib.error.HTTPError as e:
         status, raw, kind = e.code, e.read(), e.headers.get_content_type()
     return status, json.loads(raw) if kind == "application/json" else raw.decode()

@@ -1,4 +1,5 @@
-"""The decoded-audio cache (wavtune.data.cache) and the data path reading it (wavtune.train.loader)."""
+"""The decoded-audio cache (wavtune.data.cache) and the data path reading it
+(wavtune.train.loader)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,10 @@ def test_word_lm_fixes_an_ambiguous_letter(tmp_path: Path) -> None:
     assert decoder.lm_unit == "word"
     assert decoder.decode(logits).text == "cab"
     # alpha=0 turns the LM off again: acoustics decide
-    assert BeamDecoder(VOCAB, DecoderSettings("beam", lm=str(lm), alpha=0.0)).decode(logits).text == "cad"
+    assert (
+        BeamDecoder(VOCAB, DecoderSettings("beam", lm=str(lm), alpha=0.0)).decode(logits).text
+        == "cad"
+    )
 
 
 def test_char_lm_fixes_an_ambiguous_letter(tmp_path: Path) -> None:
@@ -231,5 +234,10 @@ def test_decoding_json_round_trip_and_overrides(tmp_path: Path) -> None:
     assert with_overrides(inside, decoder="greedy").kind == "greedy"
     assert with_overrides(DecoderSettings(), hotwords=[Hotword("ab")]).kind == "beam"
     changed = with_overrides(inside, lm="/x.arpa", beta=3.0)
-    assert (changed.lm, changed.lm_unit, changed.beta, changed.alpha) == ("/x.arpa", "auto", 3.0, 1.5)
+    assert (changed.lm, changed.lm_unit, changed.beta, changed.alpha) == (
+        "/x.arpa",
+        "auto",
+        3.0,
+        1.5,
+    )
     assert changed.name == "beam 32 + n-gram LM" and inside.name == "beam 32 + word LM"

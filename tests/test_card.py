@@ -111,8 +111,14 @@ def test_hyperparameter_lines_follow_the_trainer_rules() -> None:
                      "- seed: 42", "- optimizer: Adam with betas=(0.9,0.999) and epsilon=1e-08",
                      "- lr_scheduler_type: linear", "- lr_scheduler_warmup_steps: 1000",
                      "- num_epochs: 30"]
-    accumulated = hyperparameter_lines(TrainConfig(train_batch_size=8, gradient_accumulation_steps=2,
-                                                   num_epochs=20.0, mixed_precision="bf16"))
+    accumulated = hyperparameter_lines(
+        TrainConfig(
+            train_batch_size=8,
+            gradient_accumulation_steps=2,
+            num_epochs=20.0,
+            mixed_precision="bf16",
+        )
+    )
     assert "- gradient_accumulation_steps: 2" in accumulated
     assert "- total_train_batch_size: 16" in accumulated
     assert accumulated[-2:] == ["- num_epochs: 20.0", "- mixed_precision_training: Native AMP"]
@@ -196,7 +202,9 @@ def test_several_heads_are_named_in_the_model_index(tmp_path: Path) -> None:
 
 # --- telling the truth ---------------------------------------------------------------------------
 
-def test_published_checkpoint_is_the_best_when_validation_worsens_at_the_end(tmp_path: Path) -> None:
+def test_published_checkpoint_is_the_best_when_validation_worsens_at_the_end(
+    tmp_path: Path,
+) -> None:
     text = render_card(_ctc_run(tmp_path / "run"))
     assert ("The published checkpoint is step 200 of 400: best eval WER 0.2000 at step 200 of 400; "
             "the last step had 0.3500.") in text
@@ -260,6 +268,8 @@ def test_card_command_writes_card_plots_report_and_csv(tmp_path: Path,
     assert "[report.md](report.md)" in text and "[log.csv](log.csv)" in text
 
 
-def test_card_command_names_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_card_command_names_a_missing_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["card", str(tmp_path / "nope")]) == 2
     assert "wavtune.yaml" in capsys.readouterr().err

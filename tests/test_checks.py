@@ -273,7 +273,9 @@ def test_outliers_in_duration_and_speaking_rate(tmp_path: Path) -> None:
                       "hello")  # ~10 tokens per second
             for i in range(20)]
     utts.append(Utterance("long", wav(tmp_path / "long.wav", noise(8.0, 99)), "hello " * 16))
-    utts.append(Utterance("fast", wav(tmp_path / "fast.wav", noise(0.5, 98)), "abcdefghijklmnopqrst"))
+    utts.append(
+        Utterance("fast", wav(tmp_path / "fast.wav", noise(0.5, 98)), "abcdefghijklmnopqrst")
+    )
     report = check_utterances(utts, CheckOptions(outlier_min_rows=10), progress=False)
     assert report.ok  # outliers are warnings
     assert {(f.utt_id, f.problem) for f in report.findings} == {

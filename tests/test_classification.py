@@ -96,9 +96,9 @@ def test_evaluate_command_scores_the_head(classified: TrainResult,
     assert row["first_reference"] == row["first_predicted"] == "a"
 
 
-def test_unknown_eval_label_stops_before_training_naming_label_and_row(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]
-                                                                       ) -> None:
+def test_unknown_eval_label_stops_before_training_naming_label_and_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train_manifest = write_corpus(tmp_path, WORDS[:4], extra={"first": FIRST[:4]})
     dev = write_corpus(tmp_path / "dev", WORDS[:3], name="dev.jsonl",
                        extra={"first": ["a", "zz", "b"]})

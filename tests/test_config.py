@@ -34,8 +34,9 @@ def _yaml(path: Path, data: dict) -> Path:
 # --- YAML -------------------------------------------------------------------------------------
 
 
-def test_yaml_manifest_paths_resolve_against_the_config_folder(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yaml_manifest_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     path = _yaml(tmp_path / "recipes" / "run.yaml", {
         "data": {"train": "data/train.jsonl", "eval": "../shared/dev.jsonl",
@@ -52,7 +53,10 @@ def test_yaml_manifest_paths_resolve_against_the_config_folder(tmp_path: Path,
 def test_override_paths_are_from_the_working_directory(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    _yaml(tmp_path / "recipes" / "run.yaml", {"data": {"train": "a.jsonl"}, "model": {"preset": "tiny"}})
+    _yaml(
+        tmp_path / "recipes" / "run.yaml",
+        {"data": {"train": "a.jsonl"}, "model": {"preset": "tiny"}},
+    )
     config = load_config(tmp_path / "recipes" / "run.yaml", ["data.train=mine/train.jsonl"])
     assert config.data.train == str(tmp_path / "mine" / "train.jsonl")
 
@@ -133,10 +137,30 @@ def test_flow_mapping_override() -> None:
     assert config.model.overrides == {"hidden_size": 32, "num_attention_heads": 2}
 
 
-@pytest.mark.parametrize("raw", [
-    ",.?!", ".,?!", "?!.,", ",.?!;:\"", "'", "|", ">", "-", "#", "?", "[]", "{}", "- .", "&", "a: b",
-    "01234567", ".5", "yes", "null",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ",.?!",
+        ".,?!",
+        "?!.,",
+        ',.?!;:"',
+        "'",
+        "|",
+        ">",
+        "-",
+        "#",
+        "?",
+        "[]",
+        "{}",
+        "- .",
+        "&",
+        "a: b",
+        "01234567",
+        ".5",
+        "yes",
+        "null",
+    ],
+)
 def test_text_overrides_are_taken_verbatim(raw: str) -> None:
     config = load_config(None, [*TINY, f"text.remove={raw}", f"text.allowed={raw}"])
     assert config.text.remove == raw
@@ -192,7 +216,9 @@ def test_unknown_key_names_the_dotted_path_and_lists_valid_keys() -> None:
 
 def test_unknown_section_lists_the_sections() -> None:
     sections = ", ".join(f.name for f in dataclasses.fields(Config))  # task, data, ..., train, card
-    with pytest.raises(ConfigError, match=rf"^decode: unknown key; valid keys here are: {sections}$"):
+    with pytest.raises(
+        ConfigError, match=rf"^decode: unknown key; valid keys here are: {sections}$"
+    ):
         load_config(None, [*TINY, "decode.beam=4"])
 
 
@@ -259,7 +285,9 @@ def test_impossible_values_are_rejected(overrides: list[str], match: str) -> Non
 
 
 def test_num_epochs_zero_is_fine_with_max_steps() -> None:
-    assert load_config(None, [*TINY, "train.num_epochs=0", "train.max_steps=10"]).train.max_steps == 10
+    assert (
+        load_config(None, [*TINY, "train.num_epochs=0", "train.max_steps=10"]).train.max_steps == 10
+    )
 
 
 @pytest.mark.parametrize("extra", [[], ["model.overrides={hidden_size: 32}"]])

@@ -164,7 +164,10 @@ def test_registry_names() -> None:
 
 # --- timit --------------------------------------------------------------------------------------
 
-PHN = "0 2000 h#\n2000 2600 sh\n2600 3000 ix\n3000 3100 q\n3100 3600 dcl\n3600 4200 jh\n4200 6400 h#\n"
+PHN = (
+    "0 2000 h#\n2000 2600 sh\n2600 3000 ix\n3000 3100 q\n3100 3600 dcl\n3600 4200 jh\n"
+    "4200 6400 h#\n"
+)
 WRD = "2000 3000 she\n3000 4200 had\n"
 
 
@@ -329,7 +332,10 @@ def test_librispeech_missing_audio_and_broken_tree(tmp_path: Path) -> None:
 
 # --- commonvoice --------------------------------------------------------------------------------
 
-CV_HEADER = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment\n"
+CV_HEADER = (
+    "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\t"
+    "gender\taccents\tvariant\tlocale\tsegment\n"
+)
 
 
 def cv_row(client: str, clip: str, sentence: str, age: str = "", gender: str = "") -> str:
@@ -427,7 +433,8 @@ def test_folder_ljspeech(tmp_path: Path) -> None:
     for n in (1, 2):
         write_tone(src / "wavs" / f"LJ001-000{n}.wav", sr=22050)
     (src / "metadata.csv").write_text(
-        'LJ001-0001|Printing, in 1 "sense|Printing, in one "sense\nLJ001-0002|in being comparatively|\n',
+        'LJ001-0001|Printing, in 1 "sense|Printing, in one "sense\n'
+        "LJ001-0002|in being comparatively|\n",
         encoding="utf-8",
     )
     result = prepare("folder", src, tmp_path / "out")

@@ -72,7 +72,9 @@ def test_greedy_all_blank_is_empty() -> None:
 
 
 def test_greedy_no_frames_is_empty() -> None:
-    assert GreedyDecoder(VOCAB).decode(np.zeros((0, len(VOCAB)), dtype=np.float32)) == Hypothesis("", ())
+    assert GreedyDecoder(VOCAB).decode(np.zeros((0, len(VOCAB)), dtype=np.float32)) == Hypothesis(
+        "", ()
+    )
 
 
 def test_greedy_edge_word_delimiters_are_stripped_from_text() -> None:

@@ -175,4 +175,6 @@ def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
     meta = export_onnx(tmp_path).meta
     assert meta.ctc_branch_only and meta.parity[0].max_abs_diff < 1e-3
     wave = tone_speech("bad cab", seed=4)
-    assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(wave)
+    assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(
+        wave
+    )

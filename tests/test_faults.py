@@ -1,7 +1,8 @@
 """Fault injection on a real `wavtune train` process: SIGKILL at a random step, SIGKILL while a
 checkpoint is being written, SIGTERM/SIGINT; a resumed run ends where the unbroken one did.
 
-The faults come from wavtune.train.faults' test-only environment variables. Each run is a subprocess of
+The faults come from wavtune.train.faults' test-only environment variables. Each run is a
+subprocess of
 the CLI, as a user or a cluster scheduler would start and kill it.
 """
 
@@ -27,7 +28,9 @@ from wavtune.run.directory import RunDir
 pytestmark = pytest.mark.slow  # seven CLI runs of a tiny model: about 80 s of CPU
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-STEPS = 12  # 4 batches of 2 clips per epoch: checkpoints at 4, 8, 12 fall on epoch ends and mid-epoch
+STEPS = (
+    12  # 4 batches of 2 clips per epoch: checkpoints at 4, 8, 12 fall on epoch ends and mid-epoch
+)
 FAULT_SEED = int(os.environ.get("WAVTUNE_FAULT_SEED", "20261129"))  # set it to try other steps
 
 
@@ -66,8 +69,23 @@ def _train(setup: Setup, run: Path, *extra: str, env: dict[str, str] | None = No
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "wavtune.cli.main", "train", str(setup.config), *sets, "--quiet", *extra],
-        cwd=setup.cwd, env=child_env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "wavtune.cli.main",
+            "train",
+            str(setup.config),
+            *sets,
+            "--quiet",
+            *extra,
+        ],
+        cwd=setup.cwd,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _final(run: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -126,7 +144,9 @@ def test_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(
     killed = _train(setup, run, env={"WAVTUNE_TEST_KILL_IN_CHECKPOINT": "8"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     rundir = RunDir(run)
-    assert (rundir.checkpoints / ".tmp-step-0000008" / "model.safetensors").is_file()  # half written
+    assert (
+        rundir.checkpoints / ".tmp-step-0000008" / "model.safetensors"
+    ).is_file()  # half written
     assert rundir.latest_checkpoint() == rundir.checkpoint(4)  # "latest" is never the partial one
     resumed = _train(setup, run, "--resume")
     assert resumed.returncode == 0, resumed.stderr

@@ -49,7 +49,9 @@ def test_junk_bytes_raise_only_manifest_errors(content: bytes, suffix: str) -> N
 @FUZZ
 @given(rows=st.lists(_rows | _json_values, max_size=5),
        junk=st.lists(st.text(max_size=30), max_size=2))
-def test_json_rows_of_any_shape_raise_only_manifest_errors(rows: list[Any], junk: list[str]) -> None:
+def test_json_rows_of_any_shape_raise_only_manifest_errors(
+    rows: list[Any], junk: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.jsonl"
         lines = [json.dumps(r) for r in rows] + [j.replace("\n", " ") for j in junk]

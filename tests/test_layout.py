@@ -167,3 +167,34 @@ def test_modules_and_functions_stay_small() -> None:
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{name}.{node.name}: {length} lines")
     assert not too_long, "split these: " + "; ".join(too_long)
+
+
+def _readme_layout() -> dict[str, set[str]]:
+    """The README's layout map: folder -> the module names it lists."""
+    text = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    listed: dict[str, set[str]] = {}
+    folder = "."
+    for line in block.splitlines():
+        words = line.split()
+        if not words or line.startswith(("src/", "recipes/", "benchmarks/")):
+            continue
+        if line.startswith("  ") and not line.startswith("   ") and words[0].endswith("/"):
+            folder, words = words[0].rstrip("/"), words[1:]
+        elif line.startswith("  ") and not line.startswith("   "):
+            folder = "."
+        if line.startswith(" " * 26):  # the description column
+            continue
+        listed.setdefault(folder, set()).update(w.removesuffix(".py") for w in words)
+    return listed
+
+
+def test_readme_layout_lists_every_module() -> None:
+    listed = _readme_layout()
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        folder = str(rel.parent) if rel.parent != Path(".") else "."
+        if path.stem != "__init__" and path.stem not in listed.get(folder, set()):
+            missing.append(str(rel))
+    assert not missing, f"README's Layout map does not list: {missing}"

@@ -49,7 +49,9 @@ def test_jsonl_rows_become_utterances(tmp_path: Path) -> None:
 
 def test_blank_jsonl_lines_are_skipped(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
-    path.write_text('\n{"id": "a", "audio": "a.wav"}\n   \n{"id": "b", "audio": "b.wav"}\n', "utf-8")
+    path.write_text(
+        '\n{"id": "a", "audio": "a.wav"}\n   \n{"id": "b", "audio": "b.wav"}\n', "utf-8"
+    )
     assert [u.id for u in read_manifest(path)] == ["a", "b"]
 
 
@@ -71,8 +73,9 @@ def test_quoted_csv_cell_may_hold_the_delimiter(tmp_path: Path) -> None:
     assert read_manifest(path)[0].text == "hello, world"
 
 
-def test_relative_audio_is_resolved_against_the_manifest_folder(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_audio_is_resolved_against_the_manifest_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     _jsonl(tmp_path / "lists" / "m.jsonl", [
         {"id": "a", "audio": "../wav/a.wav"},
@@ -110,7 +113,9 @@ def test_label_reaches_speaker_and_text(tmp_path: Path) -> None:
 
 
 def test_numeric_id_and_speaker_become_strings(tmp_path: Path) -> None:
-    utt = read_manifest(_jsonl(tmp_path / "m.jsonl", [{"id": 7, "audio": "a.wav", "speaker": 3}]))[0]
+    utt = read_manifest(_jsonl(tmp_path / "m.jsonl", [{"id": 7, "audio": "a.wav", "speaker": 3}]))[
+        0
+    ]
     assert (utt.id, utt.speaker) == ("7", "3")
 
 
@@ -186,7 +191,9 @@ def test_duplicate_id_names_both_lines(tmp_path: Path) -> None:
 
 
 def test_unique_ids_false_lets_duplicates_through(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "m.jsonl", [{"id": "a", "audio": "a.wav"}, {"id": "a", "audio": "b.wav"}])
+    path = _jsonl(
+        tmp_path / "m.jsonl", [{"id": "a", "audio": "a.wav"}, {"id": "a", "audio": "b.wav"}]
+    )
     assert [u.audio.name for u in read_manifest(path, unique_ids=False)] == ["a.wav", "b.wav"]
 
 
@@ -209,7 +216,9 @@ def test_missing_file(tmp_path: Path) -> None:
         "check the path in your config or command"
 
 
-@pytest.mark.parametrize(("name", "content"), [("m.jsonl", ""), ("m.jsonl", "\n \n"), ("m.csv", "id,audio\n")])
+@pytest.mark.parametrize(
+    ("name", "content"), [("m.jsonl", ""), ("m.jsonl", "\n \n"), ("m.csv", "id,audio\n")]
+)
 def test_empty_manifest(tmp_path: Path, name: str, content: str) -> None:
     path = tmp_path / name
     path.write_text(content, "utf-8")
@@ -252,7 +261,9 @@ def test_undecodable_bytes_are_a_manifest_error_naming_the_file(tmp_path: Path) 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".tsv"])
 def test_write_read_round_trip(tmp_path: Path, suffix: str) -> None:
     utts = [
-        Utterance("a", tmp_path / "clips" / "a.wav", "hello, world", 1.5, 2.25, "s1", {"digit": "7"}),
+        Utterance(
+            "a", tmp_path / "clips" / "a.wav", "hello, world", 1.5, 2.25, "s1", {"digit": "7"}
+        ),
         Utterance("b", tmp_path / "b.wav", "我想喝 coffee", 0.0, None, None, {}),
     ]
     path = write_manifest(utts, tmp_path / f"out{suffix}")
@@ -306,14 +317,21 @@ def test_with_durations_fills_missing_durations_from_headers(tmp_path: Path) -> 
 # --- property: nothing but ManifestError escapes ----------------------------------------------
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**308) | st.floats()
-    | st.text(max_size=8) | st.sampled_from(["\x00", "~", "..", "/", "-1", "1e999", "\ufeff"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**308)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["\x00", "~", "..", "/", "-1", "1e999", "\ufeff"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-_keys = st.sampled_from(["id", "audio", "text", "offset", "duration", "speaker", "digit"]) | st.text(
-    max_size=5
-)
+_keys = st.sampled_from(
+    ["id", "audio", "text", "offset", "duration", "speaker", "digit"]
+) | st.text(max_size=5)
 _rows = st.one_of(st.dictionaries(_keys, _json_values, max_size=7), _json_values)
 
 

@@ -41,7 +41,9 @@ def multitask(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
 
 def test_one_encoder_learns_transcripts_and_labels(multitask: TrainResult) -> None:
     assert multitask.eval is not None
-    assert multitask.eval.wer == 0.0, [(p.reference, p.hypothesis) for p in multitask.eval.predictions]
+    assert multitask.eval.wer == 0.0, [
+        (p.reference, p.hypothesis) for p in multitask.eval.predictions
+    ]
     first, speaker = multitask.eval_heads
     assert first.report.accuracy == 1.0 and speaker.report.accuracy == 1.0
     log = [json.loads(line) for line in (multitask.run_dir / "log.jsonl").read_text().splitlines()]
@@ -60,7 +62,10 @@ def test_rows_without_a_label_are_masked_not_dropped(multitask: TrainResult) -> 
     assert speaker["unlabelled"] == 1 and speaker["support"] == 5
     assert speaker["report"]["Macro avg Support"] == 5
     assert metrics["eval"]["heads"]["first"]["support"] == len(TEXTS)
-    rows = [json.loads(x) for x in (multitask.run_dir / "predictions-eval.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x)
+        for x in (multitask.run_dir / "predictions-eval.jsonl").read_text().splitlines()
+    ]
     assert rows[2]["speaker_reference"] is None and rows[2]["speaker_predicted"] in ("s1", "s2")
     assert rows[2]["hypothesis"] == "bad"
     config = json.loads((multitask.run_dir / "config.json").read_text())

@@ -48,14 +48,27 @@ def _mixed_manifest(folder: Path) -> Path:
     rows: list[dict[str, Any] | str] = [
         {"id": "missing", "audio": "nowhere.wav", "text": "abc"},  # missing_file
         {"id": "truncated", "audio": "truncated.wav", "text": "abcd"},  # truncated
-        {"id": "empty-audio", "audio": _wav(folder / "zero.wav", np.zeros(0, np.float32)),
-         "text": "ab"},  # zero_length
-        {"id": "nan", "audio": _wav(folder / "nan.wav", nan, "FLOAT"), "text": "dab"},  # nan_samples
+        {
+            "id": "empty-audio",
+            "audio": _wav(folder / "zero.wav", np.zeros(0, np.float32)),
+            "text": "ab",
+        },  # zero_length
+        {
+            "id": "nan",
+            "audio": _wav(folder / "nan.wav", nan, "FLOAT"),
+            "text": "dab",
+        },  # nan_samples
         {"id": "no-text", "audio": "utt000.wav", "text": "   "},  # empty_text
-        {"id": "long", "audio": _wav(folder / "long.wav", tone_speech("abcd abcd abcd abcd")),
-         "text": "abcd abcd abcd abcd"},  # too_long (data.max_duration_s=2.5)
-        {"id": "infeasible", "audio": _wav(folder / "short.wav", tone_speech("a")),
-         "text": "abcdabcdabcdabcd"},  # ctc_infeasible: 16 letters, ~10 frames
+        {
+            "id": "long",
+            "audio": _wav(folder / "long.wav", tone_speech("abcd abcd abcd abcd")),
+            "text": "abcd abcd abcd abcd",
+        },  # too_long (data.max_duration_s=2.5)
+        {
+            "id": "infeasible",
+            "audio": _wav(folder / "short.wav", tone_speech("a")),
+            "text": "abcdabcdabcdabcd",
+        },  # ctc_infeasible: 16 letters, ~10 frames
         {"id": "utt001", "audio": "utt002.wav", "text": "bad"},  # duplicate_id
         '{"id": "broken", "audio": "utt003.wav", "text": ',  # malformed_line (bad JSON)
     ]
@@ -92,7 +105,9 @@ def test_every_bad_row_kind_is_dropped_and_counted_under_skip(tmp_path: Path) ->
 
 def test_bad_rows_fail_fast_under_fail_with_the_line_and_the_fix(tmp_path: Path) -> None:
     manifest = _mixed_manifest(tmp_path / "data")
-    config = _config(tmp_path, manifest, "data.max_duration_s=2.5", "train.overwrite_output_dir=true")
+    config = _config(
+        tmp_path, manifest, "data.max_duration_s=2.5", "train.overwrite_output_dir=true"
+    )
     lines = manifest.read_text().splitlines()
     with pytest.raises(ManifestError, match=r"data.train: .*train.jsonl:14: duplicate id 'utt001' "
                                             r"\(first at line 2\); ids must be unique"):
@@ -252,7 +267,9 @@ def test_full_disk_while_checkpointing_leaves_the_last_good_checkpoint(
         save_checkpoint(run, trainer.unwrapped, trainer.optimizer, trainer.scheduler, state)
     message = str(error.value)
     assert str(run.checkpoint(6)) in message and "disk is full" in message
-    assert "GiB free" in message and f"last good checkpoint {run.checkpoint(4)} is intact" in message
+    assert (
+        "GiB free" in message and f"last good checkpoint {run.checkpoint(4)} is intact" in message
+    )
     assert not (run.checkpoints / ".tmp-step-0000006").exists()
     assert not run.checkpoint(6).exists() and run.latest_checkpoint() == run.checkpoint(4)
     assert {p.name: p.stat().st_size for p in run.checkpoint(4).iterdir()} == before

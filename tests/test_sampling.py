@@ -113,7 +113,9 @@ def test_start_batch_yields_the_tail_of_the_same_epoch(kwargs: dict) -> None:
 @pytest.mark.parametrize("n", [7, 99, 100, 201])
 def test_two_ranks_get_equal_counts_and_cover_everything(kwargs: dict, n: int) -> None:
     durations = _spread(n)
-    ranks = [DurationBatchSampler(durations, seed=9, num_replicas=2, rank=r, **kwargs) for r in (0, 1)]
+    ranks = [
+        DurationBatchSampler(durations, seed=9, num_replicas=2, rank=r, **kwargs) for r in (0, 1)
+    ]
     for sampler in ranks:
         sampler.set_epoch(1)
     got = [list(s) for s in ranks]
@@ -168,7 +170,9 @@ def test_padding_ratio_lower_than_shuffled_fixed_batches() -> None:
     fixed = [order[i : i + 8] for i in range(0, len(order), 8)]
     baseline = 1 - durations.sum() / sum(durations[b].max() * len(b) for b in fixed)
     by_count = DurationBatchSampler(durations.tolist(), batch_size=8, seed=0).padding_ratio()
-    by_seconds = DurationBatchSampler(durations.tolist(), max_batch_seconds=120.0, seed=0).padding_ratio()
+    by_seconds = DurationBatchSampler(
+        durations.tolist(), max_batch_seconds=120.0, seed=0
+    ).padding_ratio()
     assert baseline > 0.3
     assert by_count < baseline / 3
     assert by_seconds < baseline / 3

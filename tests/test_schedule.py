@@ -77,6 +77,8 @@ def test_warmup_longer_than_training_is_capped() -> None:
 
 @given(kind=st.sampled_from(KINDS), warmup=st.integers(0, 50), total=st.integers(1, 500),
        step=st.integers(0, 1000))
-def test_multiplier_is_always_within_zero_and_one(kind: str, warmup: int, total: int, step: int) -> None:
+def test_multiplier_is_always_within_zero_and_one(
+    kind: str, warmup: int, total: int, step: int
+) -> None:
     value = Schedule(kind, warmup, total)(step)  # type: ignore[arg-type]
     assert 0.0 <= value <= 1.0

@@ -1,4 +1,5 @@
-"""The synthetic eSpeak NG corpus: files, labels, determinism, Mandarin voice, noise, missing engine."""
+"""The synthetic eSpeak NG corpus: files, labels, determinism, Mandarin voice, noise, missing
+engine."""
 
 from __future__ import annotations
 

@@ -57,7 +57,11 @@ def assert_words_near(words: tuple[WordSpan, ...], text: str, tolerance: float) 
     truth = tone_word_spans(text)
     assert [w.text for w in words] == [t[0] for t in truth]
     for w, (_, start, end) in zip(words, truth):
-        assert abs(w.start_s - start) <= tolerance and abs(w.end_s - end) <= tolerance, (w, start, end)
+        assert abs(w.start_s - start) <= tolerance and abs(w.end_s - end) <= tolerance, (
+            w,
+            start,
+            end,
+        )
 
 
 def test_token_runs_keep_the_frames_each_token_was_emitted_on() -> None:

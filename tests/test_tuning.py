@@ -33,4 +33,7 @@ def test_random_points_are_seeded_and_in_range() -> None:
     assert points == random_points(20, seed=3) != random_points(20, seed=4)
     assert all(0.0 <= a <= 3.0 and -2.0 <= b <= 5.0 for a, b in points)
     assert len(set(points)) == 20
-    assert grid([1, 2, 3], [0, 1])[:3] == [(1, 0), (1, 1), (2, 0)] and len(grid([1, 2, 3], [0, 1])) == 6
+    assert (
+        grid([1, 2, 3], [0, 1])[:3] == [(1, 0), (1, 1), (2, 0)]
+        and len(grid([1, 2, 3], [0, 1])) == 6
+    )

@@ -132,14 +132,21 @@ def test_load_missing_folder_names_the_path(tmp_path: Path) -> None:
 
 
 CASES = [
-    (["hello world", "a bad cab"], "char", "Wav2Vec2CTCTokenizer", ["hello bad", "cab", "dcba xyz"]),
+    (
+        ["hello world", "a bad cab"],
+        "char",
+        "Wav2Vec2CTCTokenizer",
+        ["hello bad", "cab", "dcba xyz"],
+    ),
     (TIMIT, "phone", "Wav2Vec2PhonemeCTCTokenizer", ["h# sh iy d h#", "ae q d"]),
     (CODE_SWITCH, "cjk", "Wav2Vec2CTCTokenizer", ["我想喝 coffee", "我要 tea", "你 要 tea"]),
 ]
 
 
 @pytest.fixture(scope="module")
-def saved_tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Vocabulary, object]]:
+def saved_tokenizers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Vocabulary, object]]:
     from transformers import AutoTokenizer
 
     out = {}

@@ -1,4 +1,5 @@
-"""Inference input plans: length-sorted batches within a budget, and windows streamed from blocks."""
+"""Inference input plans: length-sorted batches within a budget, and windows streamed from
+blocks."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ from wavtune.infer.windows import (
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.1, 20.0), max_size=40), st.integers(1, 6), st.sampled_from([0.0, 5.0, 12.0]))
-def test_batches_cover_every_clip_once_within_budget(durations: list[float], batch_size: int,
-                                                     budget: float) -> None:
+@given(
+    st.lists(st.floats(0.1, 20.0), max_size=40),
+    st.integers(1, 6),
+    st.sampled_from([0.0, 5.0, 12.0]),
+)
+def test_batches_cover_every_clip_once_within_budget(
+    durations: list[float], batch_size: int, budget: float
+) -> None:
     batches = plan_batches(durations, batch_size, budget)
     assert sorted(i for b in batches for i in b) == list(range(len(durations)))
     for b in batches:

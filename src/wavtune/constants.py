@@ -4,7 +4,8 @@ from __future__ import annotations
 
 SAMPLE_RATE = 16_000  # Hz; every wav2vec2-family checkpoint in the seeds was pre-trained at 16 kHz
 
-# Special tokens of the CTC vocabulary. The pad token doubles as the CTC blank (transformers' convention).
+# Special tokens of the CTC vocabulary. The pad token doubles as the CTC blank (transformers'
+# convention).
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 WORD_DELIMITER = "|"

@@ -147,8 +147,10 @@ def intended_uses(facts: RunFacts) -> list[str]:
         lines.append("- Greedy CTC decoding without a language model or punctuation/casing "
                      "restoration: output is normalised text as in training.")
     if facts.model.sample_rate:
-        lines.append(f"- Input is resampled to {facts.model.sample_rate} Hz mono; long audio must be "
-                     f"chunked (`wavtune transcribe` does it).")
+        lines.append(
+            f"- Input is resampled to {facts.model.sample_rate} Hz mono; long audio must be "
+            f"chunked (`wavtune transcribe` does it)."
+        )
     for split in ("eval", "test"):
         data = facts.metrics.data.get(split)
         if data and data.unknown_units:

@@ -107,8 +107,10 @@ def decoding_line(facts: RunFacts) -> str:
         return "- Decoding: greedy (best path), no language model."
     lm = (f" with a {record.get('lm_unit', 'n-gram')} n-gram LM (`{record['lm']}`, alpha "
           f"{record.get('alpha')}, beta {record.get('beta')})") if record.get("lm") else ""
-    return (f"- Decoding: beam search (width {record.get('beam_width')}){lm}, from `decoding.json`; "
-            f"`--decoder greedy` gives best-path decoding.")
+    return (
+        f"- Decoding: beam search (width {record.get('beam_width')}){lm}, from `decoding.json`; "
+        f"`--decoder greedy` gives best-path decoding."
+    )
 
 
 def tuned_rows(facts: RunFacts) -> list[str]:

@@ -36,7 +36,10 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
             widths[key] = max(widths.get(key, 0), len(maybe_round(value)))
 
     def line(values: Sequence[str]) -> str:
-        return "".join(f"| {v}" + " " * (w - len(v) + 1) for v, w in zip(values, widths.values())) + "|\n"
+        return (
+            "".join(f"| {v}" + " " * (w - len(v) + 1) for v, w in zip(values, widths.values()))
+            + "|\n"
+        )
 
     table = line(list(widths))
     table += "".join("|:" + "-" * w + ":" for w in widths.values()) + "|\n"

@@ -61,33 +61,55 @@ _WARNINGS = frozenset({
 })
 
 _TEXTS: dict[Problem, tuple[str, str]] = {  # problem -> (what it is, how to fix it)
-    Problem.MISSING_FILE: ("audio file not found",
-                           "check the paths (relative ones resolve against the manifest's folder)"),
-    Problem.UNREADABLE: ("audio cannot be decoded",
-                         "re-download or re-encode the files, e.g. `ffmpeg -i IN -ar 16000 OUT.wav`"),
+    Problem.MISSING_FILE: (
+        "audio file not found",
+        "check the paths (relative ones resolve against the manifest's folder)",
+    ),
+    Problem.UNREADABLE: (
+        "audio cannot be decoded",
+        "re-download or re-encode the files, e.g. `ffmpeg -i IN -ar 16000 OUT.wav`",
+    ),
     Problem.ZERO_LENGTH: ("no audio samples", "remove the rows or fix their offset/duration"),
-    Problem.TRUNCATED: ("audio ends before the row does",
-                        "re-download or re-export the files, or fix the rows' offset/duration"),
-    Problem.NAN_SAMPLES: ("NaN or infinite samples",
-                          "regenerate the files; one NaN sample makes the loss NaN"),
-    Problem.EMPTY_TEXT: ("empty transcript",
-                         "add the transcripts, or check the text column and normalisation"),
-    Problem.CTC_INFEASIBLE: ("transcript too long for the audio (CTC cannot align it)",
-                             "check that each transcript belongs to its clip"),
-    Problem.TOO_SHORT: ("shorter than the configured minimum duration",
-                        "remove the rows or lower the minimum duration"),
-    Problem.TOO_LONG: ("longer than the configured maximum duration",
-                       "split the recordings or raise the maximum duration"),
+    Problem.TRUNCATED: (
+        "audio ends before the row does",
+        "re-download or re-export the files, or fix the rows' offset/duration",
+    ),
+    Problem.NAN_SAMPLES: (
+        "NaN or infinite samples",
+        "regenerate the files; one NaN sample makes the loss NaN",
+    ),
+    Problem.EMPTY_TEXT: (
+        "empty transcript",
+        "add the transcripts, or check the text column and normalisation",
+    ),
+    Problem.CTC_INFEASIBLE: (
+        "transcript too long for the audio (CTC cannot align it)",
+        "check that each transcript belongs to its clip",
+    ),
+    Problem.TOO_SHORT: (
+        "shorter than the configured minimum duration",
+        "remove the rows or lower the minimum duration",
+    ),
+    Problem.TOO_LONG: (
+        "longer than the configured maximum duration",
+        "split the recordings or raise the maximum duration",
+    ),
     Problem.DUPLICATE_ID: ("id already used by an earlier row", "give every row a unique id"),
     Problem.SILENT: ("silent audio", "check the recordings; silence teaches nothing"),
     Problem.CLIPPING: ("clipped audio", "lower the recording gain, or accept some distortion"),
-    Problem.UNKNOWN_CHARS: ("units outside the vocabulary (become [UNK])",
-                            "rebuild the vocabulary or normalise the text (text.remove / allowed)"),
+    Problem.UNKNOWN_CHARS: (
+        "units outside the vocabulary (become [UNK])",
+        "rebuild the vocabulary or normalise the text (text.remove / allowed)",
+    ),
     Problem.DURATION_OUTLIER: ("unusual duration", "check the segmentation of these rows"),
-    Problem.RATE_OUTLIER: ("unusual tokens per second (transcript may not match the audio)",
-                           "check that each transcript belongs to its clip"),
-    Problem.DUPLICATE_AUDIO: ("same audio as an earlier row",
-                              "remove repeated rows (and keep them out of test sets)"),
+    Problem.RATE_OUTLIER: (
+        "unusual tokens per second (transcript may not match the audio)",
+        "check that each transcript belongs to its clip",
+    ),
+    Problem.DUPLICATE_AUDIO: (
+        "same audio as an earlier row",
+        "remove repeated rows (and keep them out of test sets)",
+    ),
 }
 
 

@@ -101,8 +101,14 @@ def _check_text(row: int, utt: Utterance, opts: CheckOptions) -> tuple[list[Find
         unknown = opts.vocab.unknown_units([norm])
         if unknown:
             listed = ", ".join(f"{u!r} x{n}" for u, n in unknown.most_common(5))
-            findings.append(Finding(utt.id, row, Problem.UNKNOWN_CHARS,
-                                    f"{sum(unknown.values())} units not in the vocabulary: {listed}"))
+            findings.append(
+                Finding(
+                    utt.id,
+                    row,
+                    Problem.UNKNOWN_CHARS,
+                    f"{sum(unknown.values())} units not in the vocabulary: {listed}",
+                )
+            )
     unit = opts.vocab.unit if opts.vocab is not None else opts.normalizer.unit
     return findings, split_units(norm, unit)
 
@@ -129,7 +135,9 @@ def _check_samples(wave: npt.NDArray[np.float32], opts: CheckOptions,
         found.append(finding(Problem.CLIPPING,
                              f"{n_clipped / wave.size:.1%} of samples ({n_clipped} of {wave.size}) "
                              f"at full scale (|x| >= {opts.clip_level:g})"))
-    digest = None if silent or n_bad else hashlib.blake2b(wave.tobytes(), digest_size=16).hexdigest()
+    digest = (
+        None if silent or n_bad else hashlib.blake2b(wave.tobytes(), digest_size=16).hexdigest()
+    )
     return found, digest
 
 
@@ -164,14 +172,25 @@ def _check_audio(row: int, utt: Utterance, opts: CheckOptions) -> RowFacts:
             why += f"; its header promises {promised_s:.2f} s, so the file was cut off"
         return facts([finding(Problem.ZERO_LENGTH, why)], 0.0)
     if want_end > file_s + max(TRUNCATION_TOLERANCE_S, 0.01 * want_end):
-        found.append(finding(Problem.TRUNCATED, (
-            f"the WAV header promises {promised_s:.2f} s but {path.name} holds {file_s:.2f} s "
-            f"(file cut off)" if promised_s else
-            f"the row asks for {offset:.2f}-{want_end:.2f} s but {path.name} is {file_s:.2f} s long")))
+        found.append(
+            finding(
+                Problem.TRUNCATED,
+                (
+                    f"the WAV header promises {promised_s:.2f} s but {path.name} holds "
+                    f"{file_s:.2f} s "
+                    f"(file cut off)"
+                    if promised_s
+                    else f"the row asks for {offset:.2f}-{want_end:.2f} s but {path.name} is "
+                    f"{file_s:.2f} s long"
+                ),
+            )
+        )
     if not opts.decode:
         return facts(found, seg_s)
     try:
-        wave = load_audio(path, info.sample_rate, offset, utt.duration_s)  # native rate: exact stats
+        wave = load_audio(
+            path, info.sample_rate, offset, utt.duration_s
+        )  # native rate: exact stats
     except AudioError as e:
         return facts([*found, finding(Problem.UNREADABLE, str(e))], None)
     got_s = wave.size / info.sample_rate

@@ -20,8 +20,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _add_prepare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("prepare", help="write manifests for a corpus in its published layout",
-                       description="Import CORPUS from SRC (read in place) and write OUT/<split>.jsonl.")
+    p = sub.add_parser(
+        "prepare",
+        help="write manifests for a corpus in its published layout",
+        description="Import CORPUS from SRC (read in place) and write OUT/<split>.jsonl.",
+    )
     p.add_argument("corpus", choices=_corpus_names(), help="corpus layout")
     p.add_argument("src", help="the corpus folder as distributed")
     p.add_argument("out", help="folder for the manifests")
@@ -89,7 +92,8 @@ def _fractions(text: str) -> dict[str, float]:
         return {k: float(v) for k, v in (part.split("=") for part in text.split(","))}
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--speaker-split {text!r}: expected NAME=FRACTION pairs, e.g. train=0.8,dev=0.1,test=0.1"
+            f"--speaker-split {text!r}: expected NAME=FRACTION pairs, e.g. "
+            "train=0.8,dev=0.1,test=0.1"
         ) from None
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """Corpus and training budget. ``quick`` is a reduced size for CI (about 3 minutes): enough
+    """Corpus and training budget. ``quick`` is a reduced size for CI: enough
     optimizer steps to leave CTC's all-blank plateau, not enough to spell well."""
 
     out: Path
@@ -108,8 +108,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         mark = "ok " if ref == hyp else "ERR"
         print(f"  {mark} {clip:<22} reference: {ref:<28} wavtune: {hyp}")
     run = result.run
-    print(f"\ntest WER {result.test_wer:.4f} (published step {run.published_step}, best dev WER "
-          f"{run.best_metric:.4f}); corpus {result.corpus_s:.0f} s, total {result.wall_s / 60:.1f} min")
+    print(
+        f"\ntest WER {result.test_wer:.4f} (published step {run.published_step}, best dev WER "
+        f"{run.best_metric:.4f}); corpus {result.corpus_s:.0f} s, total {result.wall_s / 60:.1f} "
+        "min"
+    )
     print(f"run directory: {run.run_dir}  (try: wavtune transcribe {run.run_dir} AUDIO.wav)")
     return 0
 
@@ -118,8 +121,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("demo", help="offline demo: synthesise speech, train, evaluate, transcribe",
                        description="Synthesise a corpus of spoken digits and commands, train a "
                                    "~1M-parameter model from scratch on CPU, evaluate it on "
-                                   "held-out clips and transcribe a few. About 6 minutes on 2 "
-                                   "cores (--quick: about 2).")
+                                   "held-out clips and transcribe a few (the README gives "
+                                   "its measured duration).")
     p.add_argument("out", nargs="?", default="wavtune-demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="smaller corpus and budget (CI)")
     p.add_argument("--seed", type=int, default=42)

@@ -172,15 +172,22 @@ def _add_transcribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "srt, vtt: subtitles")
     p.add_argument("--char-timestamps", action="store_true",
                    help="json: also list each character with its start and end (s)")
-    p.add_argument("--output-dir", metavar="DIR",
-                   help="write one file per input (DIR/<name>.txt|json|srt|vtt) instead of printing")
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write one file per input (DIR/<name>.txt|json|srt|vtt) instead of printing",
+    )
     p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
                    help=f"window length for long audio (s, default {DEFAULT_CHUNK_S:g})")
     p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
                    help=f"context kept on each side of a window (s, default "
                         f"{DEFAULT_CHUNK_OVERLAP_S:g})")
-    p.add_argument("--max-batch-s", type=float, default=0.0,
-                   help="padded audio seconds per batch of short files (default 0: --batch-size only)")
+    p.add_argument(
+        "--max-batch-s",
+        type=float,
+        default=0.0,
+        help="padded audio seconds per batch of short files (default 0: --batch-size only)",
+    )
     p.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
                    help="onnx: ONNX Runtime on CPU with RUN's export (wavtune export RUN --onnx)")
     p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")

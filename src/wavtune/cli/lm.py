@@ -174,9 +174,11 @@ def cmd_lm_tune(args: argparse.Namespace) -> int:
 
     result = tune(load_vocab(args.run), settings, dev, points, show)
     best = result.best.scores
-    print(f"greedy: WER {result.greedy.wer:.4f} CER {result.greedy.cer:.4f}; beam {args.beam_width} "
-          f"without LM: WER {result.beam.wer:.4f}; best with LM: alpha {result.best.alpha} beta "
-          f"{result.best.beta} WER {best.wer:.4f} CER {best.cer:.4f}")
+    print(
+        f"greedy: WER {result.greedy.wer:.4f} CER {result.greedy.cer:.4f}; beam {args.beam_width} "
+        f"without LM: WER {result.beam.wer:.4f}; best with LM: alpha {result.best.alpha} beta "
+        f"{result.best.beta} WER {best.wer:.4f} CER {best.cer:.4f}"
+    )
     if not args.no_save:
         scores = TunedScores(str(args.dev), len(dev.ids), result.greedy.wer, result.greedy.cer,
                              best.wer, best.cer, result.beam.wer, len(points))

@@ -49,9 +49,12 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML config",
-                       description="Train (fine-tune or from scratch) as the config says; the run "
-                                   "directory gets the best checkpoint, logs, metrics, predictions.")
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train (fine-tune or from scratch) as the config says; the run "
+        "directory gets the best checkpoint, logs, metrics, predictions.",
+    )
     p.add_argument("config", help="YAML config (see examples/)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set train.learning_rate=1e-4 (repeatable)")
@@ -65,10 +68,13 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_card(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("card", help="(re)build a run's model card, plots and error analysis",
-                       description="Write RUN/README.md (a Hub model card with filled model-index), "
-                                   "RUN/plots/*.png, RUN/report.md and RUN/log.csv from the run's "
-                                   "logs, metrics and predictions.")
+    p = sub.add_parser(
+        "card",
+        help="(re)build a run's model card, plots and error analysis",
+        description="Write RUN/README.md (a Hub model card with filled model-index), "
+        "RUN/plots/*.png, RUN/report.md and RUN/log.csv from the run's "
+        "logs, metrics and predictions.",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

@@ -1,4 +1,5 @@
-"""Typed configuration: dataclass sections, YAML load/dump and ``--set section.key=value`` overrides.
+"""Typed configuration: dataclass sections, YAML load/dump and ``--set section.key=value``
+overrides.
 
 Only this package reads YAML. Unknown keys, wrong types and impossible values are rejected before
 any work starts, with the key's dotted path (and the nearest valid key for a misspelt one).

@@ -22,7 +22,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (manifest paths resolved against its folder), apply overrides, validate."""
+    """Read a YAML config (manifest paths resolved against its folder), apply overrides,
+    validate."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)

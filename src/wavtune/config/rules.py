@@ -1,4 +1,5 @@
-"""Values that parse but cannot work together: rejected with the key and the fix, before any work."""
+"""Values that parse but cannot work together: rejected with the key and the fix, before any
+work."""
 
 from __future__ import annotations
 
@@ -13,40 +14,66 @@ if TYPE_CHECKING:
 
 def validate(config: Config) -> Config:
     """Reject impossible values (negative learning rate, zero batch sizes, ...)."""
+    for ok, message in _range_rules(config):
+        if not ok:
+            raise ConfigError(message)
+    _validate_task(config)
+    _validate_model(config)
+    return config
+
+
+def _range_rules(config: Config) -> list[tuple[bool, str]]:
+    """(holds, message) for each value that must lie in a range or exclude another."""
     t = config.train
-    rules: list[tuple[bool, str]] = [
+    return [
         (t.learning_rate > 0, f"train.learning_rate: must be > 0, got {t.learning_rate}"),
-        (t.train_batch_size >= 1, f"train.train_batch_size: must be >= 1, got {t.train_batch_size}"),
+        (
+            t.train_batch_size >= 1,
+            f"train.train_batch_size: must be >= 1, got {t.train_batch_size}",
+        ),
         (t.eval_batch_size >= 1, f"train.eval_batch_size: must be >= 1, got {t.eval_batch_size}"),
-        (t.gradient_accumulation_steps >= 1,
-         f"train.gradient_accumulation_steps: must be >= 1, got {t.gradient_accumulation_steps}"),
+        (
+            t.gradient_accumulation_steps >= 1,
+            f"train.gradient_accumulation_steps: must be >= 1, got {t.gradient_accumulation_steps}",
+        ),
         (0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, "train.adam_beta1/2: must be in [0, 1)"),
         (t.adam_epsilon > 0, f"train.adam_epsilon: must be > 0, got {t.adam_epsilon}"),
         (t.warmup_steps >= 0, f"train.warmup_steps: must be >= 0, got {t.warmup_steps}"),
         (t.num_epochs > 0 or t.max_steps > 0, "train.num_epochs or train.max_steps must be > 0"),
         (t.eval_steps >= 1, f"train.eval_steps: must be >= 1, got {t.eval_steps}"),
         (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),
-        (t.save_total_limit >= 1, f"train.save_total_limit: must be >= 1, got {t.save_total_limit}"),
+        (
+            t.save_total_limit >= 1,
+            f"train.save_total_limit: must be >= 1, got {t.save_total_limit}",
+        ),
         (t.max_grad_norm >= 0, "train.max_grad_norm: must be >= 0 (0 disables clipping)"),
-        (t.max_consecutive_nonfinite >= 1,
-         f"train.max_consecutive_nonfinite: must be >= 1, got {t.max_consecutive_nonfinite}"),
+        (
+            t.max_consecutive_nonfinite >= 1,
+            f"train.max_consecutive_nonfinite: must be >= 1, got {t.max_consecutive_nonfinite}",
+        ),
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
         (config.data.prefetch_factor >= 1, "data.prefetch_factor: must be >= 1"),
         (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
         (t.max_batch_seconds >= 0, "train.max_batch_seconds: must be >= 0 (0: batch by count)"),
         (t.max_batch_size >= 0, "train.max_batch_size: must be >= 0 (0: no cap)"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
-        (not (config.data.eval and config.data.eval_from_train),
-         "data.eval and data.eval_from_train are both set; keep one"),
-        (not (config.model.name_or_path and config.model.preset)
-         and bool(config.model.name_or_path or config.model.preset or config.model.overrides),
-         ("model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
-          "(random init, e.g. 'tiny'), optionally with model.overrides")),
+        (
+            not (config.data.eval and config.data.eval_from_train),
+            "data.eval and data.eval_from_train are both set; keep one",
+        ),
+        (
+            not (config.model.name_or_path and config.model.preset)
+            and bool(config.model.name_or_path or config.model.preset or config.model.overrides),
+            (
+                "model: set exactly one of model.name_or_path (a Hub id or folder) or model.preset "
+                "(random init, e.g. 'tiny'), optionally with model.overrides"
+            ),
+        ),
     ]
-    for ok, message in rules:
-        if not ok:
-            raise ConfigError(message)
-    _validate_task(config)
+
+
+def _validate_model(config: Config) -> None:
+    """Model and augmentation settings: sample rate only for random init, rates in [0, 1]."""
     if config.model.sample_rate and config.model.name_or_path:
         raise ConfigError("model.sample_rate: only for random init; a pre-trained model keeps the "
                           "rate it was trained at (audio is resampled to it)")
@@ -61,7 +88,6 @@ def validate(config: Config) -> Config:
         value = getattr(config.model, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"model.{name}: must be within [0, 1], got {value}")
-    return config
 
 
 def _validate_task(config: Config) -> None:

@@ -169,7 +169,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply ``section.key=value`` strings (values parsed as YAML scalars) to plain config data."""
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.learning_rate=1e-4")
+            raise ConfigError(
+                f"--set {item!r}: expected section.key=value, e.g. train.learning_rate=1e-4"
+            )
         key, raw = item.split("=", 1)
         _set(data, key.strip(), raw)
     return data

@@ -31,7 +31,9 @@ class DataConfig:
     text_column: str = "text"  # manifest column holding the transcript (e.g. 'phones' for TIMIT)
     # task classify: the one column to predict; multitask: one classification head per column
     label_columns: list[str] = field(default_factory=list)
-    on_error: OnError = "fail"  # bad rows: stop with a report ('fail') or drop and count them ('skip')
+    on_error: OnError = (
+        "fail"  # bad rows: stop with a report ('fail') or drop and count them ('skip')
+    )
     min_duration_s: float = 0.0
     max_duration_s: float = 0.0  # 0: no limit
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
@@ -65,9 +67,11 @@ class ModelConfig:
     """The encoder and its CTC head. ``None`` keeps the checkpoint's own value."""
 
     name_or_path: str = ""  # Hub id or local folder; empty: random init from `preset` + `overrides`
-    preset: str = ""  # named random-init size (wavtune.model.families: per model.arch), e.g. 'tiny', 'small'
-    arch: str = "wav2vec2"  # model_type for random init: wav2vec2, hubert, wavlm, data2vec-audio, ...
-    sample_rate: int = 0  # random init only: the model's input rate in Hz (0: 16000, as pre-trained)
+    preset: str = ""
+    arch: str = "wav2vec2"
+    sample_rate: int = (
+        0  # random init only: the model's input rate in Hz (0: 16000, as pre-trained)
+    )
     overrides: dict[str, Any] = field(default_factory=dict)  # extra transformers config fields
     freeze_feature_encoder: bool = True
     freeze_encoder_steps: int = 0  # train only the head for the first N optimizer steps
@@ -139,7 +143,9 @@ class TrainConfig:
     eval_steps: int = 500
     logging_steps: int = 50
     save_total_limit: int = 2  # checkpoints kept besides the best one
-    metric_for_best: str = C.DEFAULT_METRIC  # wer, cer, loss; accuracy, macro_f1, speaker_accuracy...
+    metric_for_best: str = (
+        C.DEFAULT_METRIC
+    )  # wer, cer, loss; accuracy, macro_f1, speaker_accuracy...
     max_grad_norm: float = C.DEFAULT_MAX_GRAD_NORM
     # stop with a diagnosis after this many optimizer steps in a row skipped for NaN/inf
     max_consecutive_nonfinite: int = C.DEFAULT_MAX_CONSECUTIVE_NONFINITE
@@ -150,16 +156,21 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CardConfig:
-    """Facts for the model card that the run cannot know; wavtune.card.model_card renders the rest."""
+    """Facts for the model card that the run cannot know; wavtune.card.model_card renders the
+    rest."""
 
     model_name: str = ""  # card title and model-index name; empty: the run directory's name
     license: str = "apache-2.0"  # a Hub license id
     language: list[str] = field(default_factory=list)  # ISO 639-1 codes, e.g. [zh, en]
-    dataset: str = ""  # Hub dataset id (front matter `datasets`, model-index); empty: not on the Hub
+    dataset: str = (
+        ""  # Hub dataset id (front matter `datasets`, model-index); empty: not on the Hub
+    )
     dataset_name: str = ""  # pretty name, e.g. 'TIMIT'; empty: the training manifest's folder name
     dataset_config: str = ""  # e.g. 'en' for Common Voice English
     tags: list[str] = field(default_factory=list)  # besides task, architecture and 'wavtune'
-    metrics: list[str] = field(default_factory=list)  # reported: wer, cer, accuracy, ...; empty: all
+    metrics: list[str] = field(
+        default_factory=list
+    )  # reported: wer, cer, accuracy, ...; empty: all
     description: str = ""  # free text for 'Model description'
     intended_uses: str = ""  # free text for 'Intended uses & limitations'
 

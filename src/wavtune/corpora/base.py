@@ -110,7 +110,8 @@ def describe_paths(paths: Sequence[Path], what: str) -> str:
 def check_missing(
     utterances: Sequence[Utterance], options: PrepareOptions, where: Path
 ) -> tuple[list[Utterance], list[str]]:
-    """Drop rows whose audio file is absent when ``options.skip_missing``, else raise CorpusError."""
+    """Drop rows whose audio file is absent when ``options.skip_missing``, else raise
+    CorpusError."""
     present = [u for u in utterances if u.audio.is_file()]
     if len(present) == len(utterances):
         return present, []

@@ -3,7 +3,8 @@
 Folder mode: every audio file below ``src`` (wav, flac, mp3, ogg, opus, sph) is an utterance;
 ``NAME.txt`` or ``NAME.lab`` beside it is its transcript; the sub-folder it lies in (if any) is kept
 as the ``folder`` label (handy for classification). LJSpeech mode, when ``src/metadata.csv`` exists:
-``id|text|normalized_text`` rows, audio in ``wavs/{id}.wav``; the normalised text is used when given.
+``id|text|normalized_text`` rows, audio in ``wavs/{id}.wav``; the normalised text is used when
+given.
 There is no split: one ``all`` manifest unless split_name or speaker_split is given.
 """
 
@@ -35,7 +36,8 @@ LAYOUT = """\
     sub/b.flac  sub/b.lab
 or, LJSpeech style:
   SRC/
-    metadata.csv               LJ001-0001|Printing, in the ...|Printing, in the ...   (id|text|normalized)
+    metadata.csv               LJ001-0001|Printing, in the ...|Printing, in the ...
+    (id|text|normalized)
     wavs/LJ001-0001.wav
 """
 

@@ -91,7 +91,8 @@ def load_audio(
     offset_s: float = 0.0,
     duration_s: float | None = None,
 ) -> Waveform:
-    """Decode ``path`` (or the segment ``offset_s``..+``duration_s``) to mono float32 at ``sample_rate``.
+    """Decode ``path`` (or the segment ``offset_s``..+``duration_s``) to mono float32 at
+    ``sample_rate``.
 
     Channels are averaged. Raises AudioError naming the file on any decoding problem.
     """

@@ -62,7 +62,9 @@ def cache_key(utterances: Sequence[Utterance], settings: CacheSettings) -> str:
         try:
             stat = os.stat(utt.audio)
             identity = (stat.st_mtime_ns, stat.st_size)
-        except OSError:  # a missing file is cached as a failure; it must change the key when it appears
+        except (
+            OSError
+        ):  # a missing file is cached as a failure; it must change the key when it appears
             identity = (-1, -1)
         digest.update(json.dumps([utt.id, str(utt.audio), *identity, utt.offset_s,
                                   utt.duration_s]).encode())
@@ -87,7 +89,9 @@ class AudioCache:
         except (OSError, ValueError) as e:
             raise CacheError(f"{self.folder}: not a complete audio cache ({e})") from None
         count = int(self.meta.get("clips", -1))
-        size = (self.folder / DATA_FILE).stat().st_size if (self.folder / DATA_FILE).is_file() else -1
+        size = (
+            (self.folder / DATA_FILE).stat().st_size if (self.folder / DATA_FILE).is_file() else -1
+        )
         if (self.offsets.ndim != 1 or len(self.offsets) != count + 1
                 or size != int(self.offsets[-1]) * SAMPLE_BYTES):
             raise CacheError(f"{self.folder}: audio cache is truncated or corrupt ({count} clips, "

@@ -44,7 +44,9 @@ class Batch:
             self.dropped,
         )
 
-    def model_inputs(self, use_attention_mask: bool, with_labels: bool = True) -> dict[str, torch.Tensor]:
+    def model_inputs(
+        self, use_attention_mask: bool, with_labels: bool = True
+    ) -> dict[str, torch.Tensor]:
         """Keyword arguments for a transformers CTC model."""
         inputs = {"input_values": self.input_values}
         if use_attention_mask:

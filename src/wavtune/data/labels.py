@@ -96,10 +96,13 @@ def build_label_set(train: Sequence[Utterance], column: str) -> LabelSet:
 
 
 def check_labels(utts: Sequence[Utterance], label_sets: Sequence[LabelSet], split: str) -> None:
-    """Raise :class:`LabelError` for the first row of ``split`` whose label the training split lacks."""
+    """Raise :class:`LabelError` for the first row of ``split`` whose label the training split
+    lacks."""
     for i, utt in enumerate(utts):
         for label_set in label_sets:
-            label_set.encode(utt.label(label_set.column), f"{split} set row {i + 1} (id {utt.id!r})")
+            label_set.encode(
+                utt.label(label_set.column), f"{split} set row {i + 1} (id {utt.id!r})"
+            )
 
 
 def label_counts(utts: Sequence[Utterance], column: str) -> dict[str, int]:

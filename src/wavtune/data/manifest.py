@@ -73,17 +73,21 @@ def row_to_utterance(row: Mapping[str, Any], path: Path, line: int) -> Utterance
         value = row.get(name)
         if value is None or str(value).strip() == "":
             raise ManifestError(
-                f"{_where(path, line)}: required field '{name}' is missing or empty; every row needs "
+                f"{_where(path, line)}: required field '{name}' is missing or empty; every row "
+                "needs "
                 f"'id' and 'audio' (columns found: {', '.join(map(str, row)) or 'none'})"
             )
     text = row.get("text")
     if text is not None and not isinstance(text, str):
         raise ManifestError(
-            f"{_where(path, line)}: field 'text' is {type(text).__name__} {text!r}; it must be a string"
+            f"{_where(path, line)}: field 'text' is {type(text).__name__} {text!r}; it must be a "
+            "string"
         )
     if "\0" in str(row["audio"]):
-        raise ManifestError(f"{_where(path, line)}: field 'audio' contains a NUL character, which no "
-                            f"file name can hold")
+        raise ManifestError(
+            f"{_where(path, line)}: field 'audio' contains a NUL character, which no "
+            f"file name can hold"
+        )
     audio = Path(os.path.expanduser(str(row["audio"])))
     if not audio.is_absolute():
         audio = path.parent / audio
@@ -153,7 +157,8 @@ def _iter_rows_utf8(path: Path, skip_bad: bool, errors: list[str]
                 yield reader.line_num, row
     else:
         raise ManifestError(
-            f"{path}: unknown manifest format '{path.suffix}'; use one of {', '.join(MANIFEST_SUFFIXES)}"
+            f"{path}: unknown manifest format '{path.suffix}'; use one of "
+            f"{', '.join(MANIFEST_SUFFIXES)}"
         )
 
 
@@ -188,9 +193,12 @@ def _read_rows(path: Path, unique_ids: bool, allow_outside: bool, skip_bad: bool
             utt = row_to_utterance(row, path, line_no)
             if not allow_outside and not utt.audio.is_relative_to(tree):
                 raise ManifestError(
-                    f"{_where(path, line_no)}: audio {utt.audio} lies outside the manifest's folder "
-                    f"{tree}, which data.allow_outside_paths=false (or --strict-paths) forbids; move "
-                    f"the file below that folder or allow outside paths")
+                    f"{_where(path, line_no)}: audio {utt.audio} lies outside the manifest's "
+                    "folder "
+                    f"{tree}, which data.allow_outside_paths=false (or --strict-paths) forbids; "
+                    "move "
+                    f"the file below that folder or allow outside paths"
+                )
         except ManifestError as e:
             if not skip_bad:
                 raise
@@ -204,13 +212,16 @@ def _read_rows(path: Path, unique_ids: bool, allow_outside: bool, skip_bad: bool
         first_line.setdefault(utt.id, line_no)
         utterances.append(utt)
     if not utterances:
-        raise ManifestError(f"{path}: the manifest has no rows"
-                            + (f" that can be read; the first error: {errors[0]}" if errors else ""))
+        raise ManifestError(
+            f"{path}: the manifest has no rows"
+            + (f" that can be read; the first error: {errors[0]}" if errors else "")
+        )
     return utterances, errors
 
 
 def utterance_to_row(utt: Utterance, base: Path | None = None) -> dict[str, Any]:
-    """The JSON-ready row of ``utt``; ``audio`` is made relative to ``base`` when it lies below it."""
+    """The JSON-ready row of ``utt``; ``audio`` is made relative to ``base`` when it lies below
+    it."""
     audio = utt.audio
     if base is not None:
         try:
@@ -231,7 +242,8 @@ def utterance_to_row(utt: Utterance, base: Path | None = None) -> dict[str, Any]
 
 
 def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
-    """Write a manifest (format from the suffix); audio paths below its folder are stored relative."""
+    """Write a manifest (format from the suffix); audio paths below its folder are stored
+    relative."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [utterance_to_row(u, path.parent) for u in utterances]
@@ -251,7 +263,8 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> Path:
             writer.writerows(rows)
     else:
         raise ManifestError(
-            f"{path}: unknown manifest format '{path.suffix}'; use one of {', '.join(MANIFEST_SUFFIXES)}"
+            f"{path}: unknown manifest format '{path.suffix}'; use one of "
+            f"{', '.join(MANIFEST_SUFFIXES)}"
         )
     os.replace(tmp, path)  # readers never see a half-written manifest
     return path

@@ -95,9 +95,13 @@ class DurationBatchSampler(Sampler[list[int]]):
         n = len(self.durations)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        per_pool = (self.batch_size if self.max_batch_seconds <= 0 else
-                    max(1, int(self.max_batch_seconds / max(float(np.median(self.durations)), 1e-3)))
-                    if n else 1)
+        per_pool = (
+            self.batch_size
+            if self.max_batch_seconds <= 0
+            else max(1, int(self.max_batch_seconds / max(float(np.median(self.durations)), 1e-3)))
+            if n
+            else 1
+        )
         pool = max(1, per_pool * self.pool_batches)
         batches: list[list[int]] = []
         for start in range(0, n, pool):

@@ -47,9 +47,11 @@ class SkippingDataset(Dataset[Example | Failed]):
             if self.on_error == "skip":
                 return Failed(utt_id, str(e))
             raise AudioError(
-                f"{self.split} row {index + 1} (id {utt_id!r}) failed to decode mid-run: {e}. The file "
+                f"{self.split} row {index + 1} (id {utt_id!r}) failed to decode mid-run: {e}. The "
+                "file "
                 f"changed or broke after the data checks; fix or remove it and resume with "
-                f"--resume, or set data.on_error=skip to skip such clips") from None
+                f"--resume, or set data.on_error=skip to skip such clips"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,11 @@ _CJK_GAP = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaf
 class TextNormalizer:
     """How transcripts are cleaned before tokenisation and scoring.
 
-    Applied in order: Unicode NFKC, lower-casing, deleting ``remove`` characters (and ``remove_regex``
+    Applied in order: Unicode NFKC, lower-casing, deleting ``remove`` characters (and
+    ``remove_regex``
     matches), dropping characters outside ``allowed`` (when given; spaces always kept), collapsing
-    whitespace. For ``unit='cjk'`` spaces between two CJK characters are dropped, because Chinese and
+    whitespace. For ``unit='cjk'`` spaces between two CJK characters are dropped, because Chinese
+    and
     Japanese transcripts segment words inconsistently.
     """
 

@@ -52,7 +52,8 @@ class Vocabulary:
         if not (seen - {WORD_DELIMITER} if unit != "phone" else seen):  # spaces alone are no text
             raise VocabularyError(
                 "the training transcripts are empty after normalisation, so there is nothing to "
-                "build a vocabulary from; check data.text_column and the text normalisation settings"
+                "build a vocabulary from; check data.text_column and the text normalisation "
+                "settings"
             )
         if unit != "phone":
             seen.add(WORD_DELIMITER)

@@ -36,7 +36,9 @@ def _flashlight() -> Any:
     try:
         import flashlight.lib.text.decoder as fl
     except ImportError:
-        raise DecodingError("beam search needs flashlight-text: pip install 'wavtune[lm]'") from None
+        raise DecodingError(
+            "beam search needs flashlight-text: pip install 'wavtune[lm]'"
+        ) from None
     return fl
 
 
@@ -55,7 +57,8 @@ def _quiet_stderr() -> Iterator[None]:
 
 def resolve_lm_unit(settings: DecoderSettings, vocab: Vocabulary) -> LMUnit:
     """``word`` or ``char`` for the settings' LM: as given, else an ARPA file whose words are
-    all vocabulary tokens or single characters is a char LM; a binary is a char LM for CJK/phone vocabularies."""
+    all vocabulary tokens or single characters is a char LM; a binary is a char LM for CJK/phone
+    vocabularies."""
     if settings.lm_unit != "auto":
         return settings.lm_unit
     if not settings.lm:
@@ -99,7 +102,8 @@ class _Context(NamedTuple):
 
 
 class _Hotwords:
-    """Hotwords as token sequences: a prefix table (best weight per prefix) and the complete ones."""
+    """Hotwords as token sequences: a prefix table (best weight per prefix) and the complete
+    ones."""
 
     def __init__(self, hotwords: Sequence[Hotword], vocab: Vocabulary) -> None:
         self.prefixes: dict[tuple[int, ...], float] = {}
@@ -123,7 +127,9 @@ class _Scorer:
         fl = _flashlight()
         self.fl = fl
         self.tokens = vocab.tokens
-        self.delimiter = vocab.tokens.index(WORD_DELIMITER) if WORD_DELIMITER in vocab.tokens else -1
+        self.delimiter = (
+            vocab.tokens.index(WORD_DELIMITER) if WORD_DELIMITER in vocab.tokens else -1
+        )
         self.cjk = [len(t) == 1 and is_cjk(t) for t in vocab.tokens]
         self.unit = unit
         self.alpha, self.beta = settings.alpha * LN10, settings.beta  # alpha on log10 scores
@@ -153,7 +159,9 @@ class _Scorer:
         self.kenlm, dictionary = load_kenlm(path, words)
         self.word_ids = {w: int(dictionary.get_index(w)) for w in words}
         self.unk = int(dictionary.get_index(UNK))
-        self.token_ids = [int(dictionary.get_index(t)) for t in self.tokens] if unit == "char" else []
+        self.token_ids = (
+            [int(dictionary.get_index(t)) for t in self.tokens] if unit == "char" else []
+        )
 
     # --- the flashlight LM interface ------------------------------------------------------
     def start(self, start_with_nothing: bool) -> Any:
@@ -206,7 +214,11 @@ class _Scorer:
                 partial, scored = "", False
             else:
                 partial += self.tokens[token]
-                if not scored and self.word_prefixes is not None and partial not in self.word_prefixes:
+                if (
+                    not scored
+                    and self.word_prefixes is not None
+                    and partial not in self.word_prefixes
+                ):
                     # the spelling left every word the LM knows: score it as <unk> now, so the
                     # beam drops it early rather than at the word's end
                     lm_state, lp = self.kenlm.score(lm_state, self.unk)
@@ -257,7 +269,8 @@ class BeamDecoder:
     Hypotheses that reach the same text add their probabilities (CTC prefix beam search), so
     beam search can beat the best single path. Without an LM or hotwords it uses flashlight's
     ``ZeroLM``; a char LM without hotwords runs in C++ (flashlight's KenLM, which also merges
-    hypotheses whose last n-1 tokens agree); word LMs and hotwords go through :class:`_Scorer`. ``decode`` takes ``[frames, vocab]`` logits (or log-probabilities); NaN raises
+    hypotheses whose last n-1 tokens agree); word LMs and hotwords go through :class:`_Scorer`.
+    ``decode`` takes ``[frames, vocab]`` logits (or log-probabilities); NaN raises
     ValueError. Not thread-safe: use one decoder per thread.
     """
 
@@ -290,9 +303,14 @@ class BeamDecoder:
         else:
             lm, weight, bonus = self.scorer or fl.ZeroLM(), 1.0 if self.scorer else 0.0, 0.0
         options = fl.LexiconFreeDecoderOptions(
-            beam_size=s.beam_width, beam_size_token=min(s.token_beam or len(self.vocab), len(self.vocab)),
-            beam_threshold=s.beam_threshold, lm_weight=weight, sil_score=bonus, log_add=True,
-            criterion_type=fl.CriterionType.CTC)
+            beam_size=s.beam_width,
+            beam_size_token=min(s.token_beam or len(self.vocab), len(self.vocab)),
+            beam_threshold=s.beam_threshold,
+            lm_weight=weight,
+            sil_score=bonus,
+            log_add=True,
+            criterion_type=fl.CriterionType.CTC,
+        )
         self._decoder = fl.LexiconFreeDecoder(options, lm, self.silence, self.vocab.pad_id, [])
 
     def set_weights(self, alpha: float, beta: float) -> None:

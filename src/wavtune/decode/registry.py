@@ -61,5 +61,6 @@ def decoder_entry(kind: str, where: str = "decoder") -> DecoderEntry:
 
 def make_decoder(vocab: Vocabulary, settings: DecoderSettings,
                  lm_words: Sequence[str] | None = None) -> CTCDecoder:
-    """The decoder ``settings`` describe (``lm_words``: the word list for a KenLM binary word LM)."""
+    """The decoder ``settings`` describe (``lm_words``: the word list for a KenLM binary word
+    LM)."""
     return decoder_entry(settings.kind).build(vocab, settings, lm_words)

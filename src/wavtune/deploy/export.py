@@ -118,7 +118,9 @@ def probe_audio(sample_rate: int, seed: int = 0) -> list[Waveform]:
             start, length = rng.uniform(0, seconds - 0.2), rng.uniform(0.08, 0.25)
             f0, f1 = rng.uniform(150, min(3500, sample_rate / 2.5), size=2)
             part = (t >= start) & (t < start + length)
-            phase = 2 * np.pi * (f0 + (f1 - f0) * (t[part] - start) / length / 2) * (t[part] - start)
+            phase = (
+                2 * np.pi * (f0 + (f1 - f0) * (t[part] - start) / length / 2) * (t[part] - start)
+            )
             wave[part] += 0.4 * np.hanning(int(part.sum())) * np.sin(phase)
         clips.append(normalize_waveform(wave.astype(np.float32)))
     return clips

@@ -34,7 +34,9 @@ class LabelHeads:
     def __init__(self, run: LoadedRun) -> None:
         self.run = run
 
-    def probabilities(self, scores: Sequence[npt.NDArray[np.float32]]) -> list[npt.NDArray[np.float64]]:
+    def probabilities(
+        self, scores: Sequence[npt.NDArray[np.float32]]
+    ) -> list[npt.NDArray[np.float64]]:
         return [np.exp(log_softmax(s)) for s in scores]
 
     @torch.no_grad()
@@ -74,7 +76,9 @@ class Classifier:
                        options: TranscribeOptions = TranscribeOptions(),
                        progress: bool = False) -> Iterator[Classification]:
         """Labels of ``paths`` in input order; short files go in length-sorted batches."""
-        utts = with_durations([Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)])
+        utts = with_durations(
+            [Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)]
+        )
         short = [u for u in utts if (u.duration_s or 0.0) <= options.chunk_s]
         found: dict[str, tuple[LabelScores, ...]] = {}
         if short:

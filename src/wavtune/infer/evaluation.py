@@ -82,7 +82,9 @@ def ctc_blank(model: PreTrainedModel) -> int:
     return int(blank)
 
 
-def _split_outputs(kind: ModelKind, out: Any) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
+def _split_outputs(
+    kind: ModelKind, out: Any
+) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...]]:
     """(frame logits or None, each label head's logits) of one forward pass."""
     if kind == "classify":
         return None, (out.logits,)

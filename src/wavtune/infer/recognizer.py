@@ -79,8 +79,9 @@ class Recognizer:
         return (np.concatenate([p for p, _ in pieces], axis=0),
                 np.concatenate([t for _, t in pieces]))
 
-    def iter_logits(self, blocks: Iterable[Waveform], options: TranscribeOptions = TranscribeOptions()
-                    ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]]:
+    def iter_logits(
+        self, blocks: Iterable[Waveform], options: TranscribeOptions = TranscribeOptions()
+    ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]]:
         """Stitched frame scores of a normalised stream of blocks, one ``([frames, vocab],
         [frames] start times in s)`` piece per ``chunk_s`` window (its centre), in order."""
         sr = self.audio.sample_rate
@@ -89,7 +90,9 @@ class Recognizer:
         for window in iter_windows(blocks, chunk, context):
             piece = trim(self._forward(window.samples), window, context_frames)
             left = 0 if window.first else context_frames
-            starts = window.start / sr + (left + np.arange(len(piece), dtype=np.float64)) * self.frame_s
+            starts = (
+                window.start / sr + (left + np.arange(len(piece), dtype=np.float64)) * self.frame_s
+            )
             yield piece, starts.astype(np.float64)
 
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
@@ -151,7 +154,9 @@ class Recognizer:
         sr = self.audio.sample_rate
         blocks = iter_file_blocks(path, sr)
         if self.audio.do_normalize:
-            blocks = normalized(iter_file_blocks(path, sr), *stream_stats(iter_file_blocks(path, sr)))
+            blocks = normalized(
+                iter_file_blocks(path, sr), *stream_stats(iter_file_blocks(path, sr))
+            )
         decoder = self.decoder
         greedy = isinstance(decoder, GreedyDecoder)
         kept, times = [], []
@@ -178,11 +183,18 @@ class Recognizer:
             for i, wave, scores in zip(batch, waves, self.forward_batch(inputs)):
                 yield utts[i].id, self.decoder.decode(scores).text, self.align(scores, wave=wave)
 
-    def transcribe_files(self, paths: Sequence[Path], options: TranscribeOptions = TranscribeOptions(),
-                         progress: bool = False, top_k: int = 1) -> Iterator[Transcript]:
+    def transcribe_files(
+        self,
+        paths: Sequence[Path],
+        options: TranscribeOptions = TranscribeOptions(),
+        progress: bool = False,
+        top_k: int = 1,
+    ) -> Iterator[Transcript]:
         """Transcripts of ``paths`` in input order; short files go in length-sorted batches,
         long ones are streamed. A multi-task run adds each label head's ``top_k`` labels."""
-        utts = with_durations([Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)])
+        utts = with_durations(
+            [Utterance(id=str(i), audio=p.resolve()) for i, p in enumerate(paths)]
+        )
         short = [u for u in utts if (u.duration_s or 0.0) <= options.chunk_s]
         texts: dict[str, str] = {}
         timed: dict[str, Alignment] = {}

@@ -102,8 +102,12 @@ def score(decoder: CTCDecoder, logits: Sequence[npt.NDArray[np.float32]],
     start = time.perf_counter()
     hypotheses = [decoder.decode(x).text for x in logits]
     seconds = time.perf_counter() - start
-    return Scores(metrics.wer(references, hypotheses).rate, metrics.cer(references, hypotheses).rate,
-                  seconds, len(hypotheses))
+    return Scores(
+        metrics.wer(references, hypotheses).rate,
+        metrics.cer(references, hypotheses).rate,
+        seconds,
+        len(hypotheses),
+    )
 
 
 def grid(alphas: Sequence[float], betas: Sequence[float]) -> list[tuple[float, float]]:

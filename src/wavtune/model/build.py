@@ -37,8 +37,16 @@ from wavtune.model.families import ModelError, family, family_of, geometry_of
 
 # ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
 _OPTIONAL_FIELDS = (
-    "mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length", "layerdrop",
-    "hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout",
+    "mask_time_prob",
+    "mask_time_length",
+    "mask_feature_prob",
+    "mask_feature_length",
+    "layerdrop",
+    "hidden_dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "feat_proj_dropout",
+    "final_dropout",
 )
 
 
@@ -176,13 +184,16 @@ def _cannot_load(cfg: ModelConfig, error: Exception) -> ModelError:
     if (not cfg.allow_pickle_weights and folder.is_dir() and not any(folder.glob("*.safetensors"))
             and any(folder.glob("*.bin"))):
         return ModelError(
-            f"model.name_or_path={cfg.name_or_path!r}: the folder holds only pickle weights (*.bin), "
+            f"model.name_or_path={cfg.name_or_path!r}: the folder holds only pickle weights "
+            "(*.bin), "
             f"which can run code when loaded; wavtune loads safetensors only. Convert them (load "
             f"and save_pretrained(..., safe_serialization=True)) or, for a checkpoint you trust, "
-            f"set model.allow_pickle_weights=true")
+            f"set model.allow_pickle_weights=true"
+        )
     return ModelError(
         f"model.name_or_path={cfg.name_or_path!r}: cannot load it ({error}). Give a local folder "
-        f"with config.json and safetensors weights, or a Hub id that is in your cache when offline.")
+        f"with config.json and safetensors weights, or a Hub id that is in your cache when offline."
+    )
 
 
 def _pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
@@ -232,7 +243,8 @@ def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> 
 
 def build_multitask_model(cfg: ModelConfig, heads: HeadsConfig, vocab: Vocabulary | None,
                           label_sets: Sequence[LabelSet]) -> BuiltModel:
-    """wavtune's multi-task model: one encoder, a CTC head (when ``vocab``), one head per label set."""
+    """wavtune's multi-task model: one encoder, a CTC head (when ``vocab``), one head per label
+    set."""
     from wavtune.model.multitask import MultitaskConfig, MultitaskModel, register
 
     register()

@@ -59,7 +59,9 @@ class ClassificationHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         projected = self.projector(hidden)  # [batch, frames, proj]
-        pooled = masked_mean(projected, mask) if self.pooling is None else self.pooling(projected, mask)
+        pooled = (
+            masked_mean(projected, mask) if self.pooling is None else self.pooling(projected, mask)
+        )
         logits: torch.Tensor = self.classifier(self.dropout(pooled))
         return logits
 

@@ -127,7 +127,9 @@ class MultitaskModel(PreTrainedModel):
         last = out.last_hidden_state  # [batch, frames, hidden]
         frame_mask = None
         if attention_mask is not None:
-            frame_mask = self.encoder._get_feature_vector_attention_mask(last.shape[1], attention_mask)
+            frame_mask = self.encoder._get_feature_vector_attention_mask(
+                last.shape[1], attention_mask
+            )
         logits = self.lm_head(self.dropout(last)) if self.lm_head is not None else None
         pooled_from = last
         if layers:
@@ -182,7 +184,8 @@ _registered = False
 
 
 def register() -> None:
-    """Make ``AutoConfig``/``AutoModel``/``AutoModelForCTC`` load multi-task folders (idempotent)."""
+    """Make ``AutoConfig``/``AutoModel``/``AutoModelForCTC`` load multi-task folders
+    (idempotent)."""
     global _registered
     if _registered:
         return

@@ -214,8 +214,11 @@ def nonfinite_losses(records: Records | RunLog, skipped_steps: int = 0) -> Diagn
     """Reported when steps were skipped (``skipped_steps``, or ``nonfinite_steps`` in the log) or
     a logged loss or gradient norm is NaN/inf."""
     log = _as_log(records)
-    bad = [r for r in log.train
-           if not math.isfinite(r.loss) or (r.grad_norm is not None and not math.isfinite(r.grad_norm))]
+    bad = [
+        r
+        for r in log.train
+        if not math.isfinite(r.loss) or (r.grad_norm is not None and not math.isfinite(r.grad_norm))
+    ]
     bad_evals = [r for r in log.evals if r.loss is not None and not math.isfinite(r.loss)]
     logged = max((r.nonfinite_steps or 0 for r in log.train), default=0)
     skipped = max(skipped_steps, logged)
@@ -295,7 +298,8 @@ class DiagnosticMonitor:
 
     >>> monitor = DiagnosticMonitor(DiagnosticSettings(warmup_steps=0, patience=2))
     >>> [d.kind for r in ({"step": 10, "eval_wer": 1.0, "eval_cer": 1.0},
-    ...                   {"step": 20, "eval_wer": 1.0, "eval_cer": 1.0}) for d in monitor.update(r)]
+    ...                   {"step": 20, "eval_wer": 1.0, "eval_cer": 1.0})
+    ...  for d in monitor.update(r)]
     ['blank_collapse']
     """
 

@@ -34,7 +34,8 @@ COMPLETE_MARKER = "COMPLETE"  # written last into a checkpoint: its absence mean
 
 
 class RunError(WavtuneError, ValueError):
-    """A run directory is missing, incomplete or would be overwritten; the message says what to do."""
+    """A run directory is missing, incomplete or would be overwritten; the message says what to
+    do."""
 
 
 @dataclass(frozen=True)

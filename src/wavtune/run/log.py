@@ -182,7 +182,8 @@ def _scalars(record: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
 
 
 def write_tensorboard(records: Sequence[Mapping[str, Any]], folder: str | Path) -> Path | None:
-    """TensorBoard event files of every numeric value; None (nothing written) without tensorboard."""
+    """TensorBoard event files of every numeric value; None (nothing written) without
+    tensorboard."""
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:  # optional: skip without importing torch
@@ -218,7 +219,8 @@ def export_log(run: str | Path) -> list[Path]:
 
 # --- eval values as report columns ------------------------------------------------------------
 
-# Display names of known eval keys (or key suffixes after a head name): the seed cards' column names,
+# Display names of known eval keys (or key suffixes after a head name): the seed cards' column
+# names,
 # e.g. ``eval_wer`` -> ``Wer``, ``eval_speaker_macro_f1`` -> ``Speaker Macro avg F1-score``.
 COLUMN_NAMES = {"loss": METRICS["loss"].column,
                 **{n: m.column for n, m in METRICS.items() if m.family != "loss"},
@@ -302,7 +304,8 @@ def _split_head(name: str, heads: Sequence[str]) -> tuple[str, str]:
 def eval_columns(values: Mapping[str, Any]) -> list[tuple[Column, Any]]:
     """The score columns of an eval record, in the seed cards' order, with their values.
 
-    Classification heads are named by ``eval_heads`` (wavtune.infer.evaluation's log record): a head's
+    Classification heads are named by ``eval_heads`` (wavtune.infer.evaluation's log record): a
+    head's
     report mapping (``eval_<head>_report``, the seed cards' "0 Precision" ... "Weighted avg
     Support") comes first, its confusion matrix last; with one head the columns carry no head
     name (as in seed 004), with several each is prefixed by its head. The first head's unprefixed
@@ -354,7 +357,9 @@ class ClassScoresView:
     confusion: tuple[tuple[int, ...], ...] | None  # [true][predicted], in ``labels`` order
 
 
-def _from_seed_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+def _from_seed_rows(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
     """Undo ``ClassificationReport.confusion_as_seed_rows()``: header of labels, labelled rows."""
     labels = tuple(str(x) for x in rows[0])
     matrix = tuple(tuple(int(x) for x in row[1:]) for row in rows[1:])
@@ -362,7 +367,8 @@ def _from_seed_rows(rows: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], tup
 
 
 def class_scores(values: Mapping[str, Any]) -> list[ClassScoresView]:
-    """Classification heads found in an eval record (per-class F1 keys and/or a confusion matrix)."""
+    """Classification heads found in an eval record (per-class F1 keys and/or a confusion
+    matrix)."""
     f1: dict[str, dict[str, float]] = {}
     confusion: dict[str, tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]] = {}
     for column, value in eval_columns(values):

@@ -49,7 +49,8 @@ class SplitData:
 
     @property
     def manifest_path(self) -> Path | None:
-        """The manifest file holding this split's rows (for a held-out split: the train manifest)."""
+        """The manifest file holding this split's rows (for a held-out split: the train
+        manifest)."""
         path = _HELD_OUT.sub("", self.manifest)
         return Path(path) if path else None
 
@@ -110,15 +111,27 @@ def parse_metrics(raw: Mapping[str, Any]) -> RunMetrics:
     versions = raw.get("versions")
     label_sets = raw.get("label_sets")
     return RunMetrics(
-        published_step=_int(raw.get("published_step")), last_step=_int(raw.get("last_step")),
-        best_step=_int(raw.get("best_step")), metric_for_best=str(raw.get("metric_for_best", "wer")),
+        published_step=_int(raw.get("published_step")),
+        last_step=_int(raw.get("last_step")),
+        best_step=_int(raw.get("best_step")),
+        metric_for_best=str(raw.get("metric_for_best", "wer")),
         best_metric=as_float(raw.get("best_metric")),
         nonfinite_steps=_int(raw.get("nonfinite_steps")) or 0,
-        train_runtime_s=as_float(raw.get("train_runtime_s")), vocab_size=_int(raw.get("vocab_size")),
-        unit=str(raw["unit"]) if raw.get("unit") is not None else None, data=data, scores=scores,
-        versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, Mapping) else {},
-        label_sets={str(h): tuple(str(x) for x in labels) for h, labels in label_sets.items()
-                    if isinstance(labels, (list, tuple))} if isinstance(label_sets, Mapping) else {},
+        train_runtime_s=as_float(raw.get("train_runtime_s")),
+        vocab_size=_int(raw.get("vocab_size")),
+        unit=str(raw["unit"]) if raw.get("unit") is not None else None,
+        data=data,
+        scores=scores,
+        versions={str(k): str(v) for k, v in versions.items()}
+        if isinstance(versions, Mapping)
+        else {},
+        label_sets={
+            str(h): tuple(str(x) for x in labels)
+            for h, labels in label_sets.items()
+            if isinstance(labels, (list, tuple))
+        }
+        if isinstance(label_sets, Mapping)
+        else {},
         extra=extra,
     )
 
@@ -131,7 +144,9 @@ def read_metrics(run: str | Path) -> RunMetrics:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise RunInfoError(f"{path}: not valid JSON ({e}); rerun training or fix the file") from None
+        raise RunInfoError(
+            f"{path}: not valid JSON ({e}); rerun training or fix the file"
+        ) from None
     if not isinstance(raw, dict):
         raise RunInfoError(f"{path}: expected a JSON object, got {type(raw).__name__}")
     return parse_metrics(raw)

@@ -64,7 +64,8 @@ def bootstrap_ci(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Interval:
-    """Confidence interval of a corpus-level error rate from ``(errors, reference_units)`` per utterance.
+    """Confidence interval of a corpus-level error rate from ``(errors, reference_units)`` per
+    utterance.
 
     Utterances are resampled with replacement and each resample scored as a ratio of sums, like
     the corpus rate itself. ``[(e.errors, e.reference_units) for e in per_utterance(...)]`` builds

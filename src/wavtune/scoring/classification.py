@@ -86,7 +86,9 @@ def score_head(name: str, labels: Sequence[str], ids: Sequence[str], targets: Se
         logp = log_softmax(row)
         best = int(np.argmax(logp))
         reference = None if target == NO_LABEL else labels[target]
-        predictions.append(LabelPrediction(utt_id, reference, labels[best], float(np.exp(logp[best]))))
+        predictions.append(
+            LabelPrediction(utt_id, reference, labels[best], float(np.exp(logp[best])))
+        )
         if reference is not None:
             losses.append(-float(logp[target]))
             y_true.append(reference)

@@ -49,7 +49,8 @@ class CTCEvaluation:
     predictions: tuple[Prediction, ...]
 
     def scores(self) -> dict[str, float]:
-        """The headline numbers, keyed as they are logged (``eval_loss`` etc. are added by callers)."""
+        """The headline numbers, keyed as they are logged (``eval_loss`` etc. are added by
+        callers)."""
         return {"loss": self.loss, "wer": self.wer, "cer": self.cer}
 
 
@@ -148,7 +149,9 @@ class Evaluation:
         for head in self.heads:
             name = f"{prefix}{head.name}_" if len(self.heads) > 1 else prefix
             scores = head.scores()
-            record.update({f"{name}{k}": scores[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
+            record.update(
+                {f"{name}{k}": scores[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+            )
             if self.ctc is not None or len(self.heads) > 1:  # else it is eval_loss
                 record[f"{prefix}{head.name}_loss"] = head.loss
             record[f"{name}report"] = head.report.as_flat_dict()
@@ -203,7 +206,12 @@ def write_task_predictions(evaluation: Evaluation, path: str | Path) -> None:
     for head in evaluation.heads:
         for p in head.predictions:
             row = rows.setdefault(p.id, {"id": p.id})
-            row.update({f"{head.name}_reference": p.reference, f"{head.name}_predicted": p.predicted,
-                        f"{head.name}_probability": round(p.probability, 4)})
+            row.update(
+                {
+                    f"{head.name}_reference": p.reference,
+                    f"{head.name}_predicted": p.predicted,
+                    f"{head.name}_probability": round(p.probability, 4),
+                }
+            )
     with Path(path).open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.values())

@@ -172,7 +172,8 @@ def _counts(chunks: Sequence[jiwer.AlignmentChunk]) -> ErrorRate:
 def per_utterance(
     refs: Sequence[str], hyps: Sequence[str], unit: ScoreUnit = "word", fold: Fold | None = None
 ) -> tuple[ErrorRate, ...]:
-    """One :class:`ErrorRate` per (reference, hypothesis) pair; ``combine`` gives the corpus rate."""
+    """One :class:`ErrorRate` per (reference, hypothesis) pair; ``combine`` gives the corpus
+    rate."""
     check_pair(refs, hyps)
     ref_tokens = [tokenize(text, unit, fold) for text in refs]
     hyp_tokens = [tokenize(text, unit, fold) for text in hyps]
@@ -218,7 +219,8 @@ def per(refs: Sequence[str], hyps: Sequence[str], fold: Fold | None = None) -> E
 
 @dataclass(frozen=True)
 class EditCounts:
-    """Which units were confused: ``substitutions[(ref, hyp)]``, ``insertions[hyp]``, ``deletions[ref]``.
+    """Which units were confused: ``substitutions[(ref, hyp)]``, ``insertions[hyp]``,
+    ``deletions[ref]``.
 
     The counters are ordinary ``Counter`` objects (``.most_common(10)``); treat them as read-only.
     """
@@ -289,7 +291,8 @@ class ClassificationReport:
 
     ``confusion[i][j]`` counts items of true label ``labels[i]`` predicted as ``labels[j]``.
     Every 0/0 is 0.0 (sklearn's ``zero_division=0``). Macro averages weigh every label in
-    ``labels`` equally, including labels seen only in predictions; weighted averages weigh by support.
+    ``labels`` equally, including labels seen only in predictions; weighted averages weigh by
+    support.
     """
 
     labels: tuple[str, ...]
@@ -300,7 +303,8 @@ class ClassificationReport:
     confusion: tuple[tuple[int, ...], ...]
 
     def as_flat_dict(self) -> dict[str, float | int]:
-        """Keys as in the Trainer-generated seed cards: ``"0 Precision"``, ..., ``"Weighted avg Support"``."""
+        """Keys as in the Trainer-generated seed cards: ``"0 Precision"``, ..., ``"Weighted avg
+        Support"``."""
         out: dict[str, float | int] = {}
         for scores in self.per_class:
             out[f"{scores.label} Precision"] = scores.precision

@@ -106,7 +106,8 @@ def base_metric(key: str) -> tuple[str, Metric] | None:
 
 
 def metric(key: str) -> Metric:
-    """The registry row of a (possibly head-prefixed) metric key, or a MetricError naming the fix."""
+    """The registry row of a (possibly head-prefixed) metric key, or a MetricError naming the
+    fix."""
     found = base_metric(key)
     if found is None:
         near = get_close_matches(key, list(METRICS), n=1)

@@ -102,7 +102,8 @@ class SynthOptions:
             self.dev_fraction + self.test_fraction >= 1
         ):
             raise SynthError(
-                f"dev_fraction {self.dev_fraction} and test_fraction {self.test_fraction} must each "
+                f"dev_fraction {self.dev_fraction} and test_fraction {self.test_fraction} must "
+                "each "
                 f"be in [0, 1) and leave some training data (sum < 1)"
             )
         if self.split not in SPLIT_MODES:

@@ -199,7 +199,9 @@ class EspeakLibrary:
             lib.espeak_ng_SetRandSeed(ctypes.c_long(request.seed))
         ctypes.CDLL(None).srand(ctypes.c_uint(request.seed & 0xFFFFFFFF))  # and libc rand()
         text = request.text.encode("utf-8")
-        status = lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        status = lib.espeak_Synth(
+            text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
         if status != _EE_OK or lib.espeak_Synchronize() != _EE_OK:
             return _CHILD_FAILED
         wav.write_bytes(b"".join(self._chunks))
@@ -215,7 +217,8 @@ class EspeakLibrary:
             )
         if code != 0 or not wav.is_file():
             raise EspeakError(
-                f"eSpeak NG failed (child exit {code}) on {request.text!r} in voice {request.voice!r}"
+                f"eSpeak NG failed (child exit {code}) on {request.text!r} in voice "
+                f"{request.voice!r}"
             )
         samples: Int16Wave = np.frombuffer(wav.read_bytes(), dtype=np.int16).copy()
         return samples
@@ -231,7 +234,9 @@ class EspeakBinary:
                 [str(program), "--version"], capture_output=True, check=True, timeout=30
             ).stdout.decode(errors="replace")
         except (OSError, subprocess.SubprocessError) as e:
-            raise EspeakNotFoundError(f"cannot run {program} --version ({e}); {INSTALL_HINT}") from None
+            raise EspeakNotFoundError(
+                f"cannot run {program} --version ({e}); {INSTALL_HINT}"
+            ) from None
         words = out.split(":", 1)[-1].split()
         self._description = f"espeak-ng {words[0] if words else '?'} (program {program})"
         self._rate = int(self._run(SpeechRequest(text="a", voice="en")).rate)
@@ -268,7 +273,9 @@ class EspeakBinary:
         if proc.returncode != 0 or "does not exist" in stderr:
             hint = ""
             if "voice" in stderr:
-                hint = "; list voices with 'espeak-ng --voices' and variants with '--voices=variant'"
+                hint = (
+                    "; list voices with 'espeak-ng --voices' and variants with '--voices=variant'"
+                )
             raise EspeakError(
                 f"{self._program} failed on {request.text!r} in voice {request.voice!r} "
                 f"(exit {proc.returncode}: {stderr or 'no message'}){hint}"
@@ -299,7 +306,8 @@ def _parse_wav(data: bytes, source: str) -> _Wav:
 
 
 def bundled_library() -> tuple[Path, Path]:
-    """The library and voice data of the ``espeakng-loader`` package; EspeakNotFoundError if absent."""
+    """The library and voice data of the ``espeakng-loader`` package; EspeakNotFoundError if
+    absent."""
     try:
         import espeakng_loader
     except ImportError:
@@ -340,7 +348,9 @@ def _open_library(library: Path | None, data: Path | None) -> EspeakLibrary:
 def _find_program(binary: str | Path) -> Path:
     found = shutil.which(str(binary))
     if found is None:
-        raise EspeakNotFoundError(f"eSpeak NG program {str(binary)!r} not found on PATH; {INSTALL_HINT}")
+        raise EspeakNotFoundError(
+            f"eSpeak NG program {str(binary)!r} not found on PATH; {INSTALL_HINT}"
+        )
     return Path(found)
 
 

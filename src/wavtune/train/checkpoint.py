@@ -197,8 +197,10 @@ def load_checkpoint(
         weights.update(load_file(str(shard)))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if "masked_spec_embed" not in k]:
-        raise CheckpointError(f"{path}: checkpoint does not match the model (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}); was the config changed since?")
+        raise CheckpointError(
+            f"{path}: checkpoint does not match the model (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}); was the config changed since?"
+        )
     tensors = torch.load(path / OPTIMIZER_FILE, weights_only=True, map_location="cpu")
     optimizer.load_state_dict(tensors["optimizer"])
     scheduler.load_state_dict(tensors["scheduler"])
@@ -211,7 +213,8 @@ def load_checkpoint(
 
 
 def prune_checkpoints(run: RunDir, keep: int, protect: int | None) -> None:
-    """Delete all but the newest ``keep`` complete checkpoints, never the one at step ``protect``."""
+    """Delete all but the newest ``keep`` complete checkpoints, never the one at step
+    ``protect``."""
     done = run.complete_checkpoints()
     for path in done[:-keep] if keep > 0 else done:
         if protect is not None and path == run.checkpoint(protect):

@@ -56,7 +56,9 @@ class Window:
 
     def mean_parts(self) -> dict[str, float]:
         """Each part's mean over the window's finite micro-batches, in the order first seen."""
-        return {name: total / self.count for name, total in self.parts.items()} if self.count else {}
+        return (
+            {name: total / self.count for name, total in self.parts.items()} if self.count else {}
+        )
 
     def clear(self) -> None:
         self.loss_sum, self.count, self.parts = 0.0, 0, {}

@@ -60,10 +60,14 @@ class Objective:
     use_attention_mask: bool
     head_names: tuple[str, ...] = ()
     has_ctc_head: bool = True  # multi-task: False for a classifier with attentive pooling
-    class_weights: tuple[float, ...] | None = None  # classifier only; multi-task keeps them in its config
+    class_weights: tuple[float, ...] | None = (
+        None  # classifier only; multi-task keeps them in its config
+    )
 
     @classmethod
-    def for_run(cls, config: Config, built: BuiltModel, label_sets: Sequence[LabelSet]) -> Objective:
+    def for_run(
+        cls, config: Config, built: BuiltModel, label_sets: Sequence[LabelSet]
+    ) -> Objective:
         """The objective of ``built`` (class weights from the training label counts)."""
         weights = None
         if config.task == "classify" and config.heads.class_weights == "balanced":

@@ -122,7 +122,8 @@ class PreparedData:
 
 def _label_sets(config: Config, train: Sequence[Utterance], eval: Sequence[Utterance],
                 test: Sequence[Utterance]) -> tuple[LabelSet, ...]:
-    """One label set per label column, from ``train``; a label ``eval``/``test`` adds is an error."""
+    """One label set per label column, from ``train``; a label ``eval``/``test`` adds is an
+    error."""
     sets = tuple(build_label_set(train, column) for column in config.data.label_columns)
     check_labels(eval, sets, "eval")
     check_labels(test, sets, "test")

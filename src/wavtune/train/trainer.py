@@ -101,7 +101,11 @@ class Trainer:
                                                               self.data.label_sets)
         engine = build_engine(self.accelerator, self.built.model, config, self.total_steps,
                               self.run, resume)
-        self.model, self.optimizer, self.scheduler = engine.model, engine.optimizer, engine.scheduler
+        self.model, self.optimizer, self.scheduler = (
+            engine.model,
+            engine.optimizer,
+            engine.scheduler,
+        )
         self.state = engine.state
         # blank collapse, overfitting, non-finite losses: said when seen, recorded in the card
         self.monitor = DiagnosticMonitor(
