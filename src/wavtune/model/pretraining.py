@@ -9,7 +9,7 @@ pre-trained; any other gets an error naming those that can.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import transformers
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
@@ -84,8 +84,9 @@ def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel
     for key, value in _objective_fields(pre, False).items():
         setattr(config, key, value)
     try:
-        model, info = cls.from_pretrained(cfg.name_or_path, config=config,
-                                          output_loading_info=True, **weight_format(cfg))
+        loaded = cls.from_pretrained(cfg.name_or_path, config=config,
+                                     output_loading_info=True, **weight_format(cfg))
+        model, info = cast(tuple[Any, dict[str, Any]], loaded)
     except OSError as e:
         raise _cannot_load(cfg, e) from None
     fresh = [k for k in info.get("missing_keys", ()) if k.startswith(QUANTIZER_PREFIXES)]

@@ -14,7 +14,7 @@ so a resumed run draws the same ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,7 +67,8 @@ def draw_masks(real: np.ndarray, pre: PretrainConfig) -> Masks:
             f"{pre.mask_time_length}: too short to mask. Drop short clips (data.min_duration_s) "
             f"or lower pretrain.mask_time_length")
     masked = _compute_mask_indices(real.shape, pre.mask_time_prob, pre.mask_time_length,
-                                   attention_mask=torch.from_numpy(real.astype(np.int64)),
+                                   attention_mask=cast(torch.LongTensor,
+                                                       torch.from_numpy(real.astype(np.int64))),
                                    min_masks=pre.min_masks)
     masked &= real  # transformers may place a span's tail past a short clip's end
     pool = real if pre.negatives_from == "real" else masked
