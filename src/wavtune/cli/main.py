@@ -17,6 +17,7 @@ from wavtune.cli import demo as cli_demo
 from wavtune.cli import export as cli_export
 from wavtune.cli import infer as cli_infer
 from wavtune.cli import lm as cli_lm
+from wavtune.cli import pretrain as cli_pretrain
 from wavtune.cli import serve as cli_serve
 from wavtune.cli import train as cli_train
 from wavtune.errors import WavtuneError
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wavtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (cli_train, cli_infer, cli_export, cli_data, cli_demo, cli_serve, cli_lm):
+    for group in (cli_train, cli_pretrain, cli_infer, cli_export, cli_data, cli_demo, cli_serve, cli_lm):
         group.add_parsers(sub)
     _add_verbose(parser)
     return parser

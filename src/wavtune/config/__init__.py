@@ -24,6 +24,7 @@ from wavtune.config.sections import (
     ModelConfig,
     OnError,
     Precision,
+    PretrainConfig,
     Scheduler,
     TextConfig,
     TrainConfig,
@@ -31,7 +32,8 @@ from wavtune.config.sections import (
 
 __all__ = [
     "AugmentConfig", "CardConfig", "Config", "ConfigError", "DataConfig", "EvalStrategy",
-    "HeadsConfig", "ModelConfig", "OnError", "Precision", "Scheduler", "TextConfig", "TrainConfig",
+    "HeadsConfig", "ModelConfig", "OnError", "Precision", "PretrainConfig", "Scheduler",
+    "TextConfig", "TrainConfig",
     "apply_overrides", "augment_options", "dump_config", "from_dict", "load_config", "to_dict",
     "validate",
 ]

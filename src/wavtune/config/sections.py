@@ -89,6 +89,7 @@ class ModelConfig:
     ctc_zero_infinity: bool = True
     ctc_loss_reduction: Literal["mean", "sum"] = "mean"
     allow_pickle_weights: bool = False  # true: also load *.bin (pickle) weights; trusted files only
+    random_init: bool = False  # true: name_or_path's architecture with fresh weights (the baseline)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,26 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """Self-supervised pre-training (``wavtune pretrain``): the contrastive objective's knobs."""
+
+    objective: Literal["contrastive"] = "contrastive"
+    mask_time_prob: float = 0.65  # share of real frames that start a masked span
+    mask_time_length: int = 10  # frames per masked span
+    min_masks: int = 2
+    num_negatives: int = 100  # distractors per masked frame
+    negatives_from: Literal["real", "masked"] = "real"  # real: drawn from all unpadded frames
+    num_codevector_groups: int = 2  # from scratch only: a checkpoint keeps its own codebook
+    num_codevectors_per_group: int = 320
+    codevector_dim: int = 256
+    proj_codevector_dim: int = 256
+    gumbel_temperature_max: float = 2.0
+    gumbel_temperature_min: float = 0.5
+    gumbel_temperature_decay: float = 0.999995  # per optimizer step
+    diversity_loss_weight: float = 0.1
+
+
+@dataclass(frozen=True)
 class CardConfig:
     """Facts for the model card that the run cannot know; wavtune.card.model_card renders the
     rest."""
@@ -186,6 +207,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     card: CardConfig = field(default_factory=CardConfig)
 
 

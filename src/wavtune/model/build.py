@@ -118,6 +118,13 @@ def default_feature_extractor(config: PretrainedConfig, sample_rate: int = SAMPL
 def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
     """A CTC model whose head matches ``vocab``: from a checkpoint or from a random-init config."""
     head = _head_fields(cfg, vocab)
+    if cfg.name_or_path and cfg.random_init:  # the same architecture, no pre-trained weights
+        try:
+            config = AutoConfig.from_pretrained(cfg.name_or_path, **head, **cfg.overrides)
+        except OSError as e:
+            raise _cannot_load(cfg, e) from None
+        model = AutoModelForCTC.from_config(config)
+        return _finish(model, _pretrained_feature_extractor(cfg, config), cfg)
     if cfg.name_or_path:
         try:
             model = AutoModelForCTC.from_pretrained(

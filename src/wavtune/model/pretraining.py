@@ -1,0 +1,97 @@
+"""Building a self-supervised pre-training model: transformers' ``*ForPreTraining`` (wav2vec2's
+contrastive objective: a Gumbel quantizer, a projection and the encoder) from scratch, from a
+checkpoint (continued pre-training), or a checkpoint's architecture with fresh weights.
+
+Only the families with a pre-training head in transformers (``Family.pretraining_class``) can be
+pre-trained; any other gets an error naming those that can.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import transformers
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from wavtune.config import ModelConfig, PretrainConfig
+from wavtune.constants import SAMPLE_RATE
+from wavtune.model.build import (
+    BuiltModel,
+    _cannot_load,
+    _optional_fields,
+    _pretrained_feature_extractor,
+    _random_init_config,
+    default_feature_extractor,
+    weight_format,
+)
+from wavtune.model.families import FAMILIES, FamilyError, family_of
+
+log = logging.getLogger("wavtune")
+
+# Config fields of the objective that a new codebook takes from the ``pretrain:`` section.
+CODEBOOK_FIELDS = ("num_codevector_groups", "num_codevectors_per_group", "codevector_dim",
+                   "proj_codevector_dim")
+QUANTIZER_PREFIXES = ("quantizer.", "project_q.", "project_hid.")
+
+
+def pretrainable_families() -> tuple[str, ...]:
+    return tuple(name for name, f in FAMILIES.items() if f.pretraining_class)
+
+
+def pretraining_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+    """transformers' pre-training class of ``config``'s family, or an error naming the families
+    that have one."""
+    fam = family_of(config)
+    if fam.pretraining_class is None:
+        raise FamilyError(
+            f"model family {fam.name!r} has no self-supervised pre-training head in transformers; "
+            f"wavtune pretrain supports {', '.join(pretrainable_families())}. Set model.arch (or a "
+            f"model.name_or_path) of one of those")
+    cls: type[PreTrainedModel] = getattr(transformers, fam.pretraining_class)
+    return cls
+
+
+def _objective_fields(pre: PretrainConfig, codebook: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {"num_negatives": pre.num_negatives,
+                              "diversity_loss_weight": pre.diversity_loss_weight,
+                              "mask_time_prob": pre.mask_time_prob,
+                              "mask_time_length": pre.mask_time_length}
+    if codebook:
+        fields.update({k: getattr(pre, k) for k in CODEBOOK_FIELDS})
+    return fields
+
+
+def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel:
+    """The pre-training model ``cfg`` names: a checkpoint (its quantizer continues when it has
+    one), its architecture with fresh weights (``random_init``) or a random-init preset."""
+    if not cfg.name_or_path:
+        config = _random_init_config(cfg, {**_optional_fields(cfg), **_objective_fields(pre, True)})
+        model = pretraining_class(config)(config)
+        fe = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
+        return BuiltModel(model, fe)
+    try:
+        config = AutoConfig.from_pretrained(cfg.name_or_path, **cfg.overrides,
+                                            **_optional_fields(cfg))
+    except OSError as e:
+        raise _cannot_load(cfg, e) from None
+    cls = pretraining_class(config)
+    fe = _pretrained_feature_extractor(cfg, config)
+    if cfg.random_init:
+        for key, value in _objective_fields(pre, True).items():
+            setattr(config, key, value)
+        return BuiltModel(cls(config), fe)
+    for key, value in _objective_fields(pre, False).items():
+        setattr(config, key, value)
+    try:
+        loaded = cls.from_pretrained(cfg.name_or_path, config=config,
+                                     output_loading_info=True, **weight_format(cfg))
+        model, info = cast(tuple[Any, dict[str, Any]], loaded)
+    except OSError as e:
+        raise _cannot_load(cfg, e) from None
+    fresh = [k for k in info.get("missing_keys", ()) if k.startswith(QUANTIZER_PREFIXES)]
+    if fresh:
+        log.warning("model.name_or_path=%s has no quantizer/projection weights (%d tensors, e.g. "
+                    "%s): they start fresh, so the objective starts anew on a pre-trained encoder",
+                    cfg.name_or_path, len(fresh), fresh[0])
+    return BuiltModel(model, fe)

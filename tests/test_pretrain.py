@@ -1,0 +1,87 @@
+"""wavtune pretrain: the contrastive objective on tone clips, its masks, its folder, its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from factories import VARIED, WORDS, tiny_overrides, write_corpus
+
+from wavtune.cli.main import main
+from wavtune.config import PretrainConfig, load_config
+from wavtune.train.pretraining import PretrainError, draw_masks
+
+TINY = ["model.preset=tiny", "pretrain.num_codevectors_per_group=16", "pretrain.codevector_dim=16",
+        "pretrain.proj_codevector_dim=16", "pretrain.num_negatives=10",
+        "pretrain.mask_time_length=4", "train.logging_steps=10", "train.eval_strategy=steps",
+        "train.learning_rate=3e-3", "train.warmup_steps=5", "train.train_batch_size=10",
+        "train.seed=0"]
+
+
+def _pretrain(tmp: Path, steps: int) -> Path:
+    manifest = write_corpus(tmp / "audio", WORDS + VARIED)
+    argv = ["pretrain", str(_empty(tmp)), "--output-dir", str(tmp / "pre"), "--quiet"]
+    for item in TINY + [f"data.train={manifest}", f"data.eval={manifest}",
+                        f"train.max_steps={steps}", f"train.eval_steps={steps // 2}"]:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    return tmp / "pre"
+
+
+def _empty(tmp: Path) -> Path:
+    path = tmp / "empty.yaml"
+    path.write_text("{}\n")
+    return path
+
+
+def test_masks_cover_real_frames_only() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(12, 60, size=16)
+    real = np.arange(60)[None, :] < lengths[:, None]
+    masks = draw_masks(real, PretrainConfig(mask_time_length=5, num_negatives=8))
+    assert masks.masked.any(axis=1).all()
+    assert not (masks.masked & ~real).any()
+    for b in range(len(lengths)):  # negatives of real frames are real frames of the same clip
+        picked = masks.negatives[b][real[b]] - b * 60
+        assert picked.min() >= 0 and picked.max() < lengths[b]
+
+
+def test_clips_too_short_to_mask_get_a_clear_error() -> None:
+    real = np.ones((2, 4), dtype=bool)
+    with pytest.raises(PretrainError, match="too short to mask"):
+        draw_masks(real, PretrainConfig(mask_time_length=10))
+
+
+def test_empty_manifest_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "train.jsonl"
+    empty.write_text("")
+    code = main(["pretrain", str(_empty(tmp_path)), "--set", f"data.train={empty}", "--set",
+                 "model.preset=tiny",
+                 "--output-dir", str(tmp_path / "run"), "--quiet"])
+    assert code == 2
+    assert "data.train" in capsys.readouterr().err
+
+
+def test_pretrain_loss_falls_and_folder_fine_tunes(tmp_path: Path) -> None:
+    from transformers import Wav2Vec2ForPreTraining
+
+    from wavtune.train.trainer import train
+
+    run = _pretrain(tmp_path, steps=40)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["contrastive_loss"] for r in records if "contrastive_loss" in r]
+    assert losses[-1] < losses[0]
+    assert all(r["codevector_perplexity"] > 2 for r in records if "codevector_perplexity" in r)
+    model = Wav2Vec2ForPreTraining.from_pretrained(run)
+    assert model.quantizer.codevectors.shape[1] == 2 * 16
+    manifest = tmp_path / "audio" / "train.jsonl"
+    overrides = [o for o in tiny_overrides(tmp_path / "ft", manifest, steps=6)
+                 if not o.startswith("model.preset")] + [f"model.name_or_path={run}"]
+    result = train(load_config(None, overrides), progress=False)
+    assert result.eval is not None and result.steps == 6
+    fresh = train(load_config(None, overrides + ["model.random_init=true",
+                                                 f"train.output_dir={tmp_path / 'rnd'}"]),
+                  progress=False)
+    assert fresh.eval is not None
