@@ -44,7 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wavtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (cli_train, cli_pretrain, cli_infer, cli_export, cli_data, cli_demo, cli_serve, cli_lm):
+    for group in (
+        cli_train,
+        cli_pretrain,
+        cli_infer,
+        cli_export,
+        cli_data,
+        cli_demo,
+        cli_serve,
+        cli_lm,
+    ):
         group.add_parsers(sub)
     _add_verbose(parser)
     return parser

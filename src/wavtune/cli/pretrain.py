@@ -29,13 +29,16 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "pretrain", help="self-supervised pre-training on unlabelled audio",
-        description="Pre-train (from scratch, or continue from model.name_or_path) a wav2vec2-style "
-                    "encoder with the contrastive objective on data.train's audio (a manifest whose "
-                    "text is ignored, or a folder of audio files). The run directory is a "
-                    "transformers model folder that `wavtune train` fine-tunes with "
-                    "model.name_or_path: RUN.")
-    p.add_argument("config", help="YAML config (see examples/fsdd-pretrain.yaml)")
+        "pretrain",
+        help="self-supervised pre-training on unlabelled audio",
+        description="Pre-train (from scratch, or continue from model.name_or_path) a "
+        "wav2vec2-style encoder with the contrastive objective on data.train's audio (a "
+        "manifest whose text is ignored, or a folder of audio files). The run directory is a "
+        "transformers model folder that `wavtune train` fine-tunes with "
+        "model.name_or_path: RUN.",
+    )
+    p.add_argument("config",
+                   help="YAML config, the same layout as train's (data, model, train, pretrain)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set pretrain.mask_time_prob=0.5")
     p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")

@@ -2,7 +2,8 @@
 
 :class:`PretrainTrainer` is a :class:`~wavtune.train.trainer.Trainer` whose model is transformers'
 ``*ForPreTraining``, whose data needs only audio (a manifest's text column is ignored; a folder of
-audio files works too) and whose objective is :class:`~wavtune.train.pretraining.ContrastiveObjective`.
+audio files works too) and whose objective is
+:class:`~wavtune.train.pretraining.ContrastiveObjective`.
 Everything else is the fine-tuning loop's: duration-bucketed batches, the audio cache, the data
 checks (minus text), exact resume, non-finite-step skipping, several processes, the run directory.
 The published folder is a transformers model folder that ``wavtune train`` fine-tunes with
@@ -136,7 +137,11 @@ class PretrainTrainer(Trainer):
         self.objective = ContrastiveObjective(config.pretrain, self.built.uses_attention_mask)
         engine = build_engine(self.accelerator, self.built.model, config, self.total_steps,
                               self.run, resume)
-        self.model, self.optimizer, self.scheduler = engine.model, engine.optimizer, engine.scheduler
+        self.model, self.optimizer, self.scheduler = (
+            engine.model,
+            engine.optimizer,
+            engine.scheduler,
+        )
         self.state = engine.state
         self.monitor = DiagnosticMonitor(DiagnosticSettings.from_config(config), ())
         self.meter = TrainMeter()
@@ -148,7 +153,11 @@ class PretrainTrainer(Trainer):
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Any:
         """The objective on ``dataset`` with masks and negatives seeded from the clip order (the
         same every evaluation), in eval mode; the global RNG is left as it was."""
-        model, collate, size = self.unwrapped, Collator(with_labels=False), self.config.train.eval_batch_size
+        model, collate, size = (
+            self.unwrapped,
+            Collator(with_labels=False),
+            self.config.train.eval_batch_size,
+        )
         rng = np.random.get_state()
         np.random.seed(self.config.train.seed)
         was_training = model.training
@@ -157,7 +166,9 @@ class PretrainTrainer(Trainer):
         try:
             with torch.no_grad():
                 for start in range(0, len(dataset), size):
-                    batch = collate([dataset[i] for i in range(start, min(start + size, len(dataset)))])
+                    batch = collate(
+                        [dataset[i] for i in range(start, min(start + size, len(dataset)))]
+                    )
                     step = self.objective(model, batch.to(self.accelerator.device))
                     masked = float(step.parts["masked_share"]) * batch_frames(model, batch)
                     totals += [float(step.total) * masked,
