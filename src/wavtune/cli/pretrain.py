@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
+from wavtune.cli.train import add_run_options, run_config
+
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from wavtune.config import load_config
     from wavtune.train.pretrain_run import pretrain
 
-    overrides = list(args.set or [])
-    if args.output_dir:
-        overrides.append(f"train.output_dir={args.output_dir}")
-    if args.overwrite:
-        overrides.append("train.overwrite_output_dir=true")
-    config = load_config(args.config, overrides)
+    config = run_config(args)
     result = pretrain(config, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0
@@ -39,12 +35,5 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("config",
                    help="YAML config, the same layout as train's (data, model, train, pretrain)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override a config value, e.g. --set pretrain.mask_time_prob=0.5")
-    p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run directory's latest checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete an existing, non-empty run directory first")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(p, "pretrain.mask_time_prob=0.5")
     p.set_defaults(func=cmd_pretrain)

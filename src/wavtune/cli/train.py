@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wavtune.config import Config
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from wavtune.cli.reports import write_run_reports
+def run_config(args: argparse.Namespace) -> Config:
+    """The config of a ``train``/``pretrain`` call: the YAML, then ``--set``, ``--output-dir``
+    and ``--overwrite`` as overrides (so they are checked like any key)."""
     from wavtune.config import load_config
-    from wavtune.train.trainer import train
 
     overrides = list(args.set or [])
     if args.output_dir:
         overrides.append(f"train.output_dir={args.output_dir}")
     if args.overwrite:
         overrides.append("train.overwrite_output_dir=true")
-    config = load_config(args.config, overrides)
+    return load_config(args.config, overrides)
+
+
+def add_run_options(p: argparse.ArgumentParser, example_set: str) -> None:
+    """The options every command that writes a run directory shares."""
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help=f"override a config value, e.g. --set {example_set} (repeatable)")
+    p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run directory's latest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an existing, non-empty run directory first")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from wavtune.cli.reports import write_run_reports
+    from wavtune.train.trainer import train
+
+    config = run_config(args)
     result = train(config, resume=args.resume, progress=not args.quiet)
     if result.is_main:  # one writer: the other processes of a torchrun job skip the reports
         write_run_reports(result.run_dir)
@@ -56,14 +79,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "directory gets the best checkpoint, logs, metrics, predictions.",
     )
     p.add_argument("config", help="YAML config (see examples/)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override a config value, e.g. --set train.learning_rate=1e-4 (repeatable)")
-    p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run directory's latest checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete an existing, non-empty run directory first")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(p, "train.learning_rate=1e-4")
     p.set_defaults(func=cmd_train)
 
 

@@ -122,9 +122,9 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
         try:
             config = AutoConfig.from_pretrained(cfg.name_or_path, **head, **cfg.overrides)
         except OSError as e:
-            raise _cannot_load(cfg, e) from None
+            raise cannot_load(cfg, e) from None
         model = AutoModelForCTC.from_config(config)
-        return _finish(model, _pretrained_feature_extractor(cfg, config), cfg)
+        return _finish(model, pretrained_feature_extractor(cfg, config), cfg)
     if cfg.name_or_path:
         try:
             model = AutoModelForCTC.from_pretrained(
@@ -132,13 +132,13 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
                 **weight_format(cfg),
             )
         except OSError as e:
-            raise _cannot_load(cfg, e) from None
+            raise cannot_load(cfg, e) from None
         try:
             feature_extractor = AutoFeatureExtractor.from_pretrained(cfg.name_or_path)
         except OSError:  # some encoder-only checkpoints ship no preprocessor_config.json
             feature_extractor = default_feature_extractor(model.config)
     else:
-        config = _random_init_config(cfg, head)
+        config = random_init_config(cfg, head)
         model = AutoModelForCTC.from_config(config)
         feature_extractor = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
     return _finish(model, feature_extractor, cfg)
@@ -167,11 +167,11 @@ def build_model(config: Config, vocab: Vocabulary | None,
     return build_multitask_model(config.model, config.heads, vocab, label_sets)
 
 
-def _optional_fields(cfg: ModelConfig) -> dict[str, Any]:
+def optional_fields(cfg: ModelConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in _OPTIONAL_FIELDS if getattr(cfg, k) is not None}
 
 
-def _random_init_config(cfg: ModelConfig, fields: dict[str, Any]) -> PretrainedConfig:
+def random_init_config(cfg: ModelConfig, fields: dict[str, Any]) -> PretrainedConfig:
     preset = family(cfg.arch).preset(cfg.preset) if cfg.preset else {}
     try:
         return AutoConfig.for_model(cfg.arch, **{**preset, **cfg.overrides, **fields})
@@ -186,7 +186,7 @@ def weight_format(cfg: ModelConfig) -> dict[str, Any]:
             "trust_remote_code": False}
 
 
-def _cannot_load(cfg: ModelConfig, error: Exception) -> ModelError:
+def cannot_load(cfg: ModelConfig, error: Exception) -> ModelError:
     folder = Path(cfg.name_or_path)
     if (not cfg.allow_pickle_weights and folder.is_dir() and not any(folder.glob("*.safetensors"))
             and any(folder.glob("*.bin"))):
@@ -203,7 +203,7 @@ def _cannot_load(cfg: ModelConfig, error: Exception) -> ModelError:
     )
 
 
-def _pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
+def pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
                                   ) -> Wav2Vec2FeatureExtractor:
     try:
         fe: Wav2Vec2FeatureExtractor = AutoFeatureExtractor.from_pretrained(cfg.name_or_path)
@@ -228,20 +228,20 @@ def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> 
     fields: dict[str, Any] = {
         "num_labels": len(labels), "id2label": labels.id2label, "label2id": labels.label2id,
         "use_weighted_layer_sum": heads.use_weighted_layer_sum,
-        "classifier_proj_size": heads.proj_size, **_optional_fields(cfg),
+        "classifier_proj_size": heads.proj_size, **optional_fields(cfg),
     }
     try:
         if cfg.name_or_path:
             model = AutoModelForAudioClassification.from_pretrained(
                 cfg.name_or_path, **fields, **cfg.overrides, ignore_mismatched_sizes=True,
                 **weight_format(cfg))
-            fe = _pretrained_feature_extractor(cfg, model.config)
+            fe = pretrained_feature_extractor(cfg, model.config)
         else:
-            config = _random_init_config(cfg, fields)
+            config = random_init_config(cfg, fields)
             model = AutoModelForAudioClassification.from_config(config)
             fe = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
     except OSError as e:
-        raise _cannot_load(cfg, e) from None
+        raise cannot_load(cfg, e) from None
     except ValueError as e:  # an architecture without a sequence-classification model
         raise ModelError(f"model: no audio classification model for this encoder ({e}); use "
                          f"wav2vec2, hubert, wavlm, data2vec-audio or wav2vec2-conformer") from None
@@ -258,14 +258,14 @@ def build_multitask_model(cfg: ModelConfig, heads: HeadsConfig, vocab: Vocabular
     encoder = None
     try:
         if cfg.name_or_path:
-            enc_config = AutoConfig.from_pretrained(cfg.name_or_path, **_optional_fields(cfg),
+            enc_config = AutoConfig.from_pretrained(cfg.name_or_path, **optional_fields(cfg),
                                                     **cfg.overrides)
             encoder = AutoModel.from_pretrained(cfg.name_or_path, config=enc_config,
                                                 **weight_format(cfg))
         else:
-            enc_config = _random_init_config(cfg, _optional_fields(cfg))
+            enc_config = random_init_config(cfg, optional_fields(cfg))
     except OSError as e:
-        raise _cannot_load(cfg, e) from None
+        raise cannot_load(cfg, e) from None
     config = MultitaskConfig(
         encoder=enc_config,
         vocab_size=len(vocab) if vocab is not None else 0,
@@ -283,7 +283,7 @@ def build_multitask_model(cfg: ModelConfig, heads: HeadsConfig, vocab: Vocabular
     model = MultitaskModel(config)
     if encoder is not None:  # pre-trained weights, loaded after the new heads were initialised
         model.encoder.load_state_dict(encoder.state_dict())
-    fe = (_pretrained_feature_extractor(cfg, enc_config) if cfg.name_or_path
+    fe = (pretrained_feature_extractor(cfg, enc_config) if cfg.name_or_path
           else default_feature_extractor(enc_config, cfg.sample_rate or SAMPLE_RATE))
     return _finish(model, fe, cfg)
 

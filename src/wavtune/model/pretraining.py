@@ -18,11 +18,11 @@ from wavtune.config import ModelConfig, PretrainConfig
 from wavtune.constants import SAMPLE_RATE
 from wavtune.model.build import (
     BuiltModel,
-    _cannot_load,
-    _optional_fields,
-    _pretrained_feature_extractor,
-    _random_init_config,
+    cannot_load,
     default_feature_extractor,
+    optional_fields,
+    pretrained_feature_extractor,
+    random_init_config,
     weight_format,
 )
 from wavtune.model.families import FAMILIES, FamilyError, family_of
@@ -66,17 +66,17 @@ def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel
     """The pre-training model ``cfg`` names: a checkpoint (its quantizer continues when it has
     one), its architecture with fresh weights (``random_init``) or a random-init preset."""
     if not cfg.name_or_path:
-        config = _random_init_config(cfg, {**_optional_fields(cfg), **_objective_fields(pre, True)})
+        config = random_init_config(cfg, {**optional_fields(cfg), **_objective_fields(pre, True)})
         model = pretraining_class(config)(config)
         fe = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
         return BuiltModel(model, fe)
     try:
         config = AutoConfig.from_pretrained(cfg.name_or_path, **cfg.overrides,
-                                            **_optional_fields(cfg))
+                                            **optional_fields(cfg))
     except OSError as e:
-        raise _cannot_load(cfg, e) from None
+        raise cannot_load(cfg, e) from None
     cls = pretraining_class(config)
-    fe = _pretrained_feature_extractor(cfg, config)
+    fe = pretrained_feature_extractor(cfg, config)
     if cfg.random_init:
         for key, value in _objective_fields(pre, True).items():
             setattr(config, key, value)
@@ -88,7 +88,7 @@ def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel
                                      output_loading_info=True, **weight_format(cfg))
         model, info = cast(tuple[Any, dict[str, Any]], loaded)
     except OSError as e:
-        raise _cannot_load(cfg, e) from None
+        raise cannot_load(cfg, e) from None
     fresh = [k for k in info.get("missing_keys", ()) if k.startswith(QUANTIZER_PREFIXES)]
     if fresh:
         log.warning("model.name_or_path=%s has no quantizer/projection weights (%d tensors, e.g. "

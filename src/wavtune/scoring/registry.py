@@ -111,8 +111,9 @@ def metric(key: str) -> Metric:
     found = base_metric(key)
     if found is None:
         near = get_close_matches(key, list(METRICS), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise MetricError(f"unknown metric {key!r}{hint} Known: {', '.join(METRICS)}")
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise MetricError(f"unknown metric {key!r}: {hint}known metrics are {', '.join(METRICS)} "
+                          f"(prefix a label column for its head: speaker_accuracy)")
     return found[1]
 
 

@@ -143,7 +143,7 @@ def hold_out(utts: Sequence[Utterance], fraction: float, seed: int
     return train, tuple(u for i, u in enumerate(utts) if i in chosen)
 
 
-def _read(config: Config, name: str) -> tuple[tuple[Utterance, ...], int]:
+def read_split(config: Config, name: str) -> tuple[tuple[Utterance, ...], int]:
     """The rows of split ``name``'s manifest and how many malformed lines were left out (only
     with data.on_error=skip; with fail the first one raises ManifestError naming its line)."""
     data = config.data
@@ -169,7 +169,7 @@ def prepare_data(config: Config, run: RunDir | None = None, progress: bool = Tru
     if not data.train:
         raise ManifestError("data.train: no training manifest given; set it in the config or with "
                             "--set data.train=PATH")
-    read = {name: _read(config, name) for name in SPLITS}
+    read = {name: read_split(config, name) for name in SPLITS}
     splits = {name: utts for name, (utts, _) in read.items()}
     malformed = {name: n for name, (_, n) in read.items() if n}
     if data.eval_from_train > 0:

@@ -30,13 +30,12 @@ from wavtune.model.families import geometry_of
 from wavtune.model.pretraining import build_pretraining_model
 from wavtune.run.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.train.checkpoint import save_model
-from wavtune.train.engine import build_engine, make_accelerator
-from wavtune.train.loader import build_train_data
+from wavtune.train.engine import make_accelerator
 from wavtune.train.meter import TrainMeter
-from wavtune.train.prepare import SPLITS, PreparedData, _read
+from wavtune.train.prepare import SPLITS, PreparedData, read_split
 from wavtune.train.pretraining import ContrastiveObjective, PretrainError, draw_masks
 from wavtune.train.publish import load_best_weights
-from wavtune.train.setup import audio_settings, open_run
+from wavtune.train.setup import open_run
 from wavtune.train.trainer import Trainer, TrainResult
 
 log = logging.getLogger("wavtune")
@@ -77,7 +76,7 @@ def read_unlabelled(config: Config) -> PreparedData:
         if path and Path(path).is_dir():
             splits[name] = tuple(with_durations(_folder_rows(Path(path))))
         else:
-            splits[name] = _read(config, name)[0]
+            splits[name] = read_split(config, name)[0]
         if path and not splits[name]:
             raise ManifestError(f"data.{name}={path}: no audio rows in it; give a manifest with "
                                 f"an 'audio' column or a folder of audio files")
@@ -111,6 +110,8 @@ def check_maskable(data: PreparedData, config: Config, samples_per_frame: int, r
 class PretrainTrainer(Trainer):
     """The training loop with a pre-training model, unlabelled data and the contrastive loss."""
 
+    command = "pretrain"
+
     def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
         from accelerate.utils import set_seed
 
@@ -128,21 +129,8 @@ class PretrainTrainer(Trainer):
         check_maskable(self.data, config, geometry.samples_per_frame, self.built.sample_rate)
         if self.is_main:
             self.built.feature_extractor.save_pretrained(str(self.run.root))
-        data = build_train_data(config, self.data, audio_settings(self.built), self.accelerator,
-                                self.run.root, progress and self.is_main)
-        self.train_set, self.eval_set, self.test_set = data.train_set, data.eval_set, None
-        self.sampler, self.loader = data.sampler, data.loader
-        self.steps_per_epoch = max(1, math.ceil(len(self.sampler) / t.gradient_accumulation_steps))
-        self.total_steps = t.max_steps or math.ceil(t.num_epochs * self.steps_per_epoch)
         self.objective = ContrastiveObjective(config.pretrain, self.built.uses_attention_mask)
-        engine = build_engine(self.accelerator, self.built.model, config, self.total_steps,
-                              self.run, resume)
-        self.model, self.optimizer, self.scheduler = (
-            engine.model,
-            engine.optimizer,
-            engine.scheduler,
-        )
-        self.state = engine.state
+        self._start_engine(config, resume, progress and self.is_main, with_test=False)
         self.monitor = DiagnosticMonitor(DiagnosticSettings.from_config(config), ())
         self.meter = TrainMeter()
         log.info("pre-training %s (%.2fM parameters) on %d clips (%d eval); %d steps",

@@ -77,6 +77,8 @@ class TrainResult:
 class Trainer:
     """One run: everything the loop needs, built once from the config."""
 
+    command = "train"  # the CLI command that resumes this kind of run
+
     def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
         from accelerate.utils import set_seed
 
@@ -91,22 +93,9 @@ class Trainer:
         self.built = build_model(config, prepared.vocab, prepared.label_sets)
         self.data = fit_to_model(prepared, self.built, config,
                                  self.run if self.is_main else None, shown)
-        data = build_train_data(config, self.data, audio_settings(self.built), self.accelerator,
-                                self.run.root, shown)
-        self.train_set, self.eval_set, self.test_set = data.train_set, data.eval_set, data.test_set
-        self.sampler, self.loader = data.sampler, data.loader
-        self.steps_per_epoch = max(1, math.ceil(len(self.sampler) / t.gradient_accumulation_steps))
-        self.total_steps = t.max_steps or math.ceil(t.num_epochs * self.steps_per_epoch)
         self.objective: TrainingObjective = Objective.for_run(config, self.built,
                                                               self.data.label_sets)
-        engine = build_engine(self.accelerator, self.built.model, config, self.total_steps,
-                              self.run, resume)
-        self.model, self.optimizer, self.scheduler = (
-            engine.model,
-            engine.optimizer,
-            engine.scheduler,
-        )
-        self.state = engine.state
+        self._start_engine(config, resume, shown, with_test=True)
         # blank collapse, overfitting, non-finite losses: said when seen, recorded in the card
         self.monitor = DiagnosticMonitor(
             DiagnosticSettings.from_config(config, len(self.eval_set) if self.eval_set else None),
@@ -115,6 +104,24 @@ class Trainer:
         if self.is_main:
             log_summary(self.built, self.data, len(self.train_set), len(self.eval_set or []),
                         self.total_steps, self.steps_per_epoch)
+
+    def _start_engine(self, config: Config, resume: bool, progress: bool,
+                      with_test: bool) -> None:
+        """Batches of ``self.data``, the step budget, and the optimizer/schedule prepared by the
+        accelerator (restored from the newest checkpoint with ``resume``)."""
+        t = config.train
+        data = build_train_data(config, self.data, audio_settings(self.built), self.accelerator,
+                                self.run.root, progress)
+        self.train_set, self.eval_set = data.train_set, data.eval_set
+        self.test_set = data.test_set if with_test else None
+        self.sampler, self.loader = data.sampler, data.loader
+        self.steps_per_epoch = max(1, math.ceil(len(self.sampler) / t.gradient_accumulation_steps))
+        self.total_steps = t.max_steps or math.ceil(t.num_epochs * self.steps_per_epoch)
+        engine = build_engine(self.accelerator, self.built.model, config, self.total_steps,
+                              self.run, resume)
+        self.model, self.optimizer, self.scheduler = (
+            engine.model, engine.optimizer, engine.scheduler)
+        self.state = engine.state
 
     @property
     def unwrapped(self) -> Any:
@@ -343,8 +350,8 @@ class Trainer:
         self._checkpoint()
         raise Interrupted(
             f"stopped by signal {signum} at step {self.state.step}; checkpoint written to "
-            f"{self.run.latest_checkpoint()}. Continue with: wavtune train {self.run.config} "
-            f"--resume")
+            f"{self.run.latest_checkpoint()}. Continue with: wavtune {self.command} "
+            f"{self.run.config} --resume")
 
     def _publish(self, wall_s: float) -> TrainResult:
         """Load the best checkpoint's weights, save them as the run's model, score eval and test
