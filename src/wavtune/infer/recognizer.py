@@ -133,6 +133,29 @@ class Recognizer:
         return Transcript(source, self.decoder.decode(logits).text,
                           len(wave) / self.audio.sample_rate, labels, timed.words, timed.chars)
 
+    def transcripts_of_short_arrays(self, waves: Sequence[Waveform], top_ks: Sequence[int],
+                                    options: TranscribeOptions = TranscribeOptions()
+                                    ) -> list[Transcript]:
+        """:meth:`transcript_of_array` of clips no longer than one window (``chunk_s``), run as
+        one length-sorted, padded batch (the service's micro-batches); results in input order."""
+        norms = [normalize_waveform(w) if self.audio.do_normalize else w for w in waves]
+        order = sorted(range(len(norms)), key=lambda i: len(norms[i]))
+        sorted_logits = self.forward_batch([norms[i] for i in order])
+        logits: list[npt.NDArray[np.float32]] = [sorted_logits[0]] * len(norms)
+        for rank, i in enumerate(order):
+            logits[i] = sorted_logits[rank]
+        out = []
+        for wave, norm, scores, k in zip(waves, norms, logits, top_ks):
+            timed = self.align(
+                scores, np.arange(len(scores), dtype=np.float64) * self.frame_s, wave
+            )
+            labels = (self._labels(self.heads.of_wave(norm, options.chunk_s), k)
+                      if self.heads is not None else ())
+            out.append(Transcript("upload", self.decoder.decode(scores).text,
+                                  len(wave) / self.audio.sample_rate, labels, timed.words,
+                                  timed.chars))
+        return out
+
     def align(self, logits: npt.NDArray[np.float32],
               frame_starts_s: npt.NDArray[np.float64] | None = None,
               wave: Waveform | None = None) -> Alignment:
