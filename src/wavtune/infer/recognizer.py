@@ -28,7 +28,6 @@ from wavtune.infer.windows import (
     iter_file_blocks,
     iter_windows,
     normalized,
-    pad_batch,
     plan_batches,
     stream_stats,
     trim,
@@ -102,15 +101,16 @@ class Recognizer:
     def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
         """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
         run as one zero-padded batch."""
+        front = self.audio.front_end
+        if len(waves) > 1 and front.padding_sensitive:  # the registry: padding leaks, go alone
+            return [self.forward_batch([w])[0] for w in waves]
+        inputs, mask = front(waves)
         if len(waves) == 1:  # no padding: the model sees exactly the clip
-            x = torch.from_numpy(np.ascontiguousarray(waves[0]))[None].to(self.device)
-            return [self.model(input_values=x).logits[0].float().cpu().numpy()]
-        audio, mask = pad_batch(waves)
-        inputs = {"input_values": torch.from_numpy(audio).to(self.device)}
-        if self.use_attention_mask:
-            inputs["attention_mask"] = torch.from_numpy(mask).to(self.device)
-        logits = self.model(**inputs).logits.float().cpu().numpy()  # [batch, frames, vocab]
-        frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(mask.sum(-1)))
+            kwargs = {front.input_name: inputs.to(self.device)}
+            return [self.model(**kwargs).logits[0].float().cpu().numpy()]
+        kwargs = front.model_inputs(inputs.to(self.device), mask.to(self.device))
+        logits = self.model(**kwargs).logits.float().cpu().numpy()  # [batch, frames, vocab]
+        frames = self.model._get_feat_extract_output_lengths(mask.sum(-1))
         return [logits[i, : int(n)] for i, n in enumerate(frames)]
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()

@@ -132,7 +132,7 @@ def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, a
     loader: DataLoader[Example | Failed] = DataLoader(
         # a clip that fails to decode mid-run is skipped or fatal, as data.on_error says
         SkippingDataset(train_set, config.data.on_error), batch_sampler=sampler,
-        collate_fn=SkippingCollator(Collator()),
+        collate_fn=SkippingCollator(Collator(front_end=audio.front_end)),
         # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
         **options.kwargs(),
         # its own generator: starting an epoch must not draw from the global RNG, or a run

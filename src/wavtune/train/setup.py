@@ -49,7 +49,9 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
 
 def audio_settings(built: BuiltModel) -> AudioSettings:
     """How the datasets turn audio into the model's input (its feature extractor's settings)."""
-    return AudioSettings(built.sample_rate, bool(built.feature_extractor.do_normalize))
+    return AudioSettings(built.sample_rate,
+                         bool(getattr(built.feature_extractor, "do_normalize", False)),
+                         built.front_end)
 
 
 def log_summary(built: BuiltModel, data: PreparedData, train_rows: int, eval_rows: int,
