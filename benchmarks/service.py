@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -40,8 +39,10 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tone-speech factories and HTTP helpers
+sys.path.insert(0, str(ROOT / "benchmarks"))  # machine.py
 
 from factories import SR, WORDS, tone_speech  # noqa: E402
+from machine import machine_info  # noqa: E402
 from servers import multipart, request  # noqa: E402
 from tinyrun import tiny_ctc_run, tone_word_spans  # noqa: E402
 
@@ -102,6 +103,22 @@ def timed_requests(url: str, bodies: list[bytes], content_type: str, clients: in
                for q in (50, 95, 99)}}
 
 
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary of consecutive ``timed_requests`` results (latency: the slowest part's)."""
+    wall = sum(p["wall_s"] for p in parts) or float("nan")
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for status, count in p["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    requests = sum(p["requests"] for p in parts)
+    return {"clients": parts[0]["clients"] if parts else 0, "requests": requests,
+            "wall_s": round(wall, 3), "requests_per_s": round(requests / wall, 2),
+            "statuses": statuses, "ok_per_s": round(statuses.get("200", 0) / wall, 2),
+            **{f"latency_p{q}_ms": max((p[f"latency_p{q}_ms"] for p in parts
+                                        if p[f"latency_p{q}_ms"] == p[f"latency_p{q}_ms"]),
+                                       default=float("nan")) for q in (50, 95, 99)}}
+
+
 def soak(run: Path, bodies: list[bytes], content_type: str, total: int, max_s: float
          ) -> dict[str, Any]:
     """32 clients against ``--max-queue 8``: statuses, accepted latency, RSS after the first 100
@@ -113,7 +130,13 @@ def soak(run: Path, bodies: list[bytes], content_type: str, total: int, max_s: f
         cycle = [bodies[i % len(bodies)] for i in range(total)]
         first = timed_requests(url, cycle[:100], content_type, 32, max_s)
         rss_100 = rss_mb(process.pid)
-        rest = timed_requests(url, cycle[100:], content_type, 32, max_s)
+        stop = time.monotonic() + max_s
+        parts, trend = [], {100: rss_100}  # RSS every 1,000 requests: a plateau, or a leak
+        for begin in range(100, total, 1000):
+            chunk = cycle[begin:begin + 1000]
+            parts.append(timed_requests(url, chunk, content_type, 32, stop - time.monotonic()))
+            trend[begin + len(chunk)] = rss_mb(process.pid)
+        rest = merged(parts)
         rss_end = rss_mb(process.pid)
     finally:
         process.terminate()
@@ -121,6 +144,7 @@ def soak(run: Path, bodies: list[bytes], content_type: str, total: int, max_s: f
     return {"max_queue": 8, "first_100": first, "rest": rest,
             "requests": first["requests"] + rest["requests"], "rss_mb_after_100": rss_100,
             "rss_mb_at_end": rss_end, "rss_growth": round(rss_end / rss_100 - 1, 4),
+            "rss_mb_by_requests": trend,
             "exit_code_after_sigterm": process.returncode}
 
 
@@ -231,9 +255,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.merge else {}
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_1min_at_start": round(os.getloadavg()[0], 2),
-                          "note": "2 shared cores with other jobs running: timings are noisy"}
+    results["machine"] = machine_info()
     if not args.skip_service:
         results["service"] = service(args.run, args.manifest, args.requests, args.soak,
                                      args.soak_max_s)

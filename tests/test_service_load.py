@@ -92,6 +92,31 @@ def test_a_failing_batch_fails_its_requests_not_the_worker() -> None:
     batcher.close()
 
 
+def test_the_heap_is_trimmed_when_the_queue_runs_dry_at_most_once_a_second(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import wavtune.deploy.batcher as batching
+
+    assert batching.TRIM_HEAP is not None  # glibc here: the service can hand memory back
+    trims: list[float] = []
+    monkeypatch.setattr(batching, "TRIM_HEAP", lambda: trims.append(1.0))
+
+    def five_one_by_one() -> None:
+        batcher: MicroBatcher[int, int] = MicroBatcher(lambda xs: list(xs), 1, 0.0, 4)
+
+        async def run() -> None:
+            for x in range(5):
+                assert await batcher.submit(x, 60) == x
+
+        asyncio.run(run())
+        batcher.close()  # joins the worker: its last trim has happened
+
+    five_one_by_one()  # five idle moments well within a second: one trim
+    assert len(trims) == 1
+    monkeypatch.setattr(batching, "TRIM_EVERY_S", 0.0)
+    five_one_by_one()  # no throttle: the queue ran dry after the last one at least
+    assert len(trims) >= 2
+
+
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[str]:
     with running_server(tiny_ctc_run(), api_key=KEY, max_audio_s=2.0, max_batch=8,
