@@ -11,10 +11,11 @@ linear warm-up schedule, gradient clipping and epochs on the same data, on the s
 Corpora: FSDD (real speech, 0.2-2 s) and a synthetic tone corpus with a wide duration spread
 (0.3-10 s, log-uniform, written at 16 kHz so both sides resample); with ``--only base``, the
 ``base`` preset (95M parameters) on a long-tailed 1-15 s tone corpus for the same fixed number
-of steps on both sides (``--device cuda --precision bf16`` on a GPU: ``benchmarks/gpu.sh``). Reported per corpus and side:
-audio-seconds trained per wall second, its ratio, test WER (same greedy decoding code for both),
-padding ratio, data-loading share of step time, peak RSS. Then the peak RSS of the data path over
-N and 10N clips, each in its own process. Results: ``benchmarks/results/training.json``.
+of steps on both sides (``--device cuda --precision bf16`` on a GPU: ``benchmarks/gpu.sh``).
+Reported per corpus and side: audio-seconds trained per wall second, its ratio, test WER (same
+greedy decoding code for both), padding ratio, data-loading share of step time, peak RSS. Then
+the peak RSS of the data path over N and 10N clips, each in its own process. Results:
+``benchmarks/results/training.json``.
 
     python benchmarks/training.py --manifests data/fsdd        # full, ~15 min on 2 idle cores
     python benchmarks/training.py --quick                      # smoke (~2 min; noisy)
