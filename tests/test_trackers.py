@@ -171,3 +171,14 @@ def test_tracker_values_are_the_records_numbers_by_split() -> None:
     assert tracker_values(record) == {"train/epoch": 1.5, "train/loss": 2.5,
                                       "train/learning_rate": 1e-3, "eval/wer": 0.25,
                                       "eval/best_step": 4.0}
+
+
+def test_the_wandb_run_id_is_made_once_and_kept_for_resumes(tmp_path: Path) -> None:
+    from wavtune.train.trackers import _wandb_run_id
+
+    folder = tmp_path / "run" / TRACKING_FOLDER
+    other = _wandb_run_id(folder, is_main=False)  # other processes never write it
+    assert not (folder / WANDB_ID_FILE).exists()
+    first = _wandb_run_id(folder, is_main=True)
+    assert (folder / WANDB_ID_FILE).read_text(encoding="utf-8").strip() == first != other
+    assert _wandb_run_id(folder, is_main=True) == first  # the resumed run: the same W&B run
