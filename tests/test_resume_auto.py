@@ -89,3 +89,30 @@ def test_both_run_commands_take_resume_auto(command: str) -> None:
     assert parser.parse_args([command, "c.yaml"]).resume is None
     with pytest.raises(SystemExit):
         parser.parse_args([command, "c.yaml", "--resume", "sometimes"])
+
+
+def test_pretrain_resumes_auto_and_reports_to_tensorboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("tensorboard")
+    from test_pretrain import TINY
+    from test_trackers import _scalars
+
+    manifest = write_corpus(tmp_path / "audio", ["abc", "cab", "bad", "dab", "ab cd", "bac"])
+    config = tmp_path / "empty.yaml"
+    config.write_text("{}\n", encoding="utf-8")
+    sets = TINY + [f"data.train={manifest}", f"data.eval={manifest}", "train.max_steps=4",
+                   "train.eval_steps=2", "train.logging_steps=1", "train.train_batch_size=3",
+                   "train.report_to=[tensorboard]"]
+    argv = ["pretrain", str(config), "--output-dir", str(tmp_path / "pre"), "--quiet",
+            "--resume", "auto", *[a for s in sets for a in ("--set", s)]]
+    monkeypatch.setenv(faults.SIGNAL_AT_STEP, "3:TERM")
+    assert main(argv) == 2
+    monkeypatch.delenv(faults.SIGNAL_AT_STEP)
+    with caplog.at_level(logging.INFO, logger="wavtune"):
+        assert main(argv) == 0
+    run = RunDir(tmp_path / "pre")
+    assert f"resumed from {run.checkpoint(3)} (step 3)" in caplog.text
+    scalars = _scalars(run.root / "tracking")
+    assert scalars["train/loss"] == [1, 2, 3, 4]  # both attempts' steps, live in one folder
+    assert scalars["eval/loss"] == [2, 4]
