@@ -83,7 +83,6 @@ def run_finetune(args: argparse.Namespace, start: Path, out: Path, fraction: flo
                  f"data.test={manifests / 'test.jsonl'}", f"data.train_fraction={fraction}",
                  f"model.name_or_path={start}", f"model.random_init={str(random_init).lower()}",
                  f"train.max_steps={args.finetune_steps}",
-                 f"train.warmup_steps={max(1, args.finetune_steps // 10)}",
                  f"train.output_dir={out}", "train.overwrite_output_dir=true",
                  "train.device=cpu", *args.finetune_set]
     result = train(load_config(FINETUNE_YAML, overrides), progress=False)
