@@ -9,10 +9,13 @@ from wavtune.cli.train import add_run_options, run_config
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from wavtune.card.pretrain_card import write_pretrain_reports
     from wavtune.train.pretrain_run import pretrain
 
     config = run_config(args)
     result = pretrain(config, resume=args.resume, progress=not args.quiet)
+    if result.is_main:  # the card, plots and log.csv: once training has returned
+        write_pretrain_reports(result.run_dir)
     if os.environ.get("RANK", "0") != "0":
         return 0
     where = (f"best eval loss {result.best_metric:.4f} at step {result.best_step}"
