@@ -136,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke: a few steps each, not saved")
     p.add_argument("--results", default=str(RESULTS))
     args = p.parse_args(argv)
+    commit = _commit()  # the code measured, before any later commit moves HEAD
     if args.quick:
         args.pretrain_steps, args.finetune_steps = 20, 20
         args.pretrain_set = ["train.eval_steps=10", *args.pretrain_set]
     figures = measure(args)
-    report = {"benchmark": "pretraining", "commit": _commit(), "quick": args.quick,
+    report = {"benchmark": "pretraining", "commit": commit, "quick": args.quick,
               "command": " ".join(["python", "benchmarks/pretraining.py", *(argv or sys.argv[1:])]),
               "pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
               "targets": {"wer_ratio_at_most": TARGET_RATIO, "wer_at_most": TARGET_WER},

@@ -33,8 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="Pre-train (from scratch, or continue from model.name_or_path) a "
         "wav2vec2-style encoder with the contrastive objective on data.train's audio (a "
         "manifest whose text is ignored, or a folder of audio files). The run directory is a "
-        "transformers model folder that `wavtune train` fine-tunes with "
-        "model.name_or_path: RUN.",
+        "transformers model folder with a model card that `wavtune train` fine-tunes with "
+        "model.name_or_path: RUN. Example: examples/fsdd-pretrain.yaml, then "
+        "examples/fsdd-low-resource.yaml.",
     )
     p.add_argument("config",
                    help="YAML config, the same layout as train's (data, model, train, pretrain)")
