@@ -274,6 +274,8 @@ def test_wrong_types_name_the_key(override: str, match: str) -> None:
     (["train.metric_for_best=bleu"], "train.metric_for_best: 'bleu'"),
     (["data.eval_from_train=1.0"], "data.eval_from_train"),
     (["data.eval=x.jsonl", "data.eval_from_train=0.1"], "both set"),
+    (["data.train_fraction=0"], r"data.train_fraction: must be in \(0, 1\]"),
+    (["data.train_fraction=1.5"], "data.train_fraction"),
     (["model.layerdrop=2"], r"model.layerdrop: must be within \[0, 1\], got 2"),
     (["model.mask_time_prob=-0.1"], "model.mask_time_prob"),
     (["model.name_or_path=facebook/wav2vec2-base"], "exactly one of"),

@@ -21,6 +21,7 @@ from wavtune.corpora import (
     prepare,
     speaker_split,
 )
+from wavtune.corpora.splits import labelled_subset
 from wavtune.corpora.timit import TIMIT_61_TO_39, fold_timit_phones
 from wavtune.data.manifest import Utterance, read_manifest
 
@@ -137,6 +138,36 @@ def test_speaker_split_is_disjoint_seeded_and_near_fractions() -> None:
     assert [len(parts[n]) for n in ("train", "dev", "test")] == [160, 20, 20]
     assert parts == speaker_split(utts, seed=3)
     assert parts != speaker_split(utts, seed=4)
+
+
+def test_labelled_subset_is_seeded_and_stratified_by_speaker() -> None:
+    utts = fake_utts(speakers=6, per_speaker=450)  # FSDD's training split
+    kept = labelled_subset(utts, 0.1, seed=42)
+    assert len(kept) == 270
+    assert {s: sum(u.speaker == s for u in kept) for s in {u.speaker for u in utts}} == {
+        f"s{s}": 45 for s in range(6)}
+    assert kept == labelled_subset(utts, 0.1, seed=42) != labelled_subset(utts, 0.1, seed=43)
+    assert [utts.index(u) for u in kept] == sorted(utts.index(u) for u in kept)  # input order
+    uneven = fake_utts(speakers=3, per_speaker=7)[:-2]  # 7, 7, 5 rows: 1.9 rows to keep
+    assert len(labelled_subset(uneven, 0.1)) == 2 and len(labelled_subset(uneven, 0.01)) == 1
+    assert labelled_subset(utts, 1.0) == utts
+
+
+def test_train_fraction_keeps_a_share_of_the_training_rows(tmp_path: Path) -> None:
+    from wavtune.config import load_config
+    from wavtune.train.prepare import prepare_data
+
+    rows = [{"id": f"{s}_{i}", "audio": f"/x/{s}_{i}.wav", "text": "a", "speaker": s,
+             "duration": 1.0} for s in "ab" for i in range(10)]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["model.preset=tiny", f"data.train={manifest}", "data.train_fraction=0.3"]
+    data = prepare_data(load_config(None, base))
+    assert len(data.train) == 6 and {u.speaker for u in data.train} == {"a", "b"}
+    held = prepare_data(load_config(None, [*base, "data.eval_from_train=0.5"]))
+    assert len(held.train) == len(held.eval) == 3  # the eval set comes out of the same share
+    assert sorted(u.id for u in held.train + held.eval) == sorted(u.id for u in data.train)
+    assert "30% of its rows" in data.summary()["train_data"]["manifest"]
 
 
 def test_speaker_split_few_speakers_and_bad_fractions() -> None:

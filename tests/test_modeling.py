@@ -104,3 +104,35 @@ def test_mixed_precision_on_cpu_falls_back_to_fp32_with_a_notice(
         trainer = Trainer(config, progress=False)
     assert trainer.accelerator.mixed_precision == "no"
     assert "fp16" in caplog.text and "CPU" in caplog.text
+
+
+@pytest.mark.parametrize("task", ["ctc", "classify", "multitask"])
+def test_random_init_keeps_the_architecture_and_drops_the_weights(tmp_path: Path,
+                                                                  task: str) -> None:
+    from transformers import AutoConfig, Wav2Vec2Model
+
+    from wavtune.data.labels import LabelSet
+    from wavtune.model.build import build_model
+
+    config = AutoConfig.for_model("wav2vec2", **{**WAV2VEC2_PRESETS["tiny"], "hidden_size": 48})
+    encoder = Wav2Vec2Model(config)
+    encoder.save_pretrained(tmp_path / "base")
+    labels = (LabelSet("speaker", ("a", "b"), (1, 1)),) if task != "ctc" else ()
+    base = [f"model.name_or_path={tmp_path / 'base'}", f"task={task}", "heads.proj_size=16"]
+    if task != "ctc":
+        base += ["data.label_columns=[speaker]"]
+    if task == "classify":
+        base += ["train.metric_for_best=accuracy"]
+
+    def q_proj(random_init: bool) -> torch.Tensor:
+        cfg = load_config(None, base + [f"model.random_init={str(random_init).lower()}"])
+        model = build_model(cfg, VOCAB if task != "classify" else None, labels).model
+        assert model.config.to_dict().get("hidden_size", 48) == 48  # the checkpoint's shape
+        core = model.encoder if task == "multitask" else model.wav2vec2
+        assert core.config.hidden_size == 48
+        weight: torch.Tensor = core.encoder.layers[0].attention.q_proj.weight
+        return weight
+
+    reference = encoder.encoder.layers[0].attention.q_proj.weight
+    torch.testing.assert_close(q_proj(False), reference)
+    assert not torch.allclose(q_proj(True), reference)  # fresh weights, same shape

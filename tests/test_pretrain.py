@@ -76,7 +76,25 @@ def test_pretrain_loss_falls_and_folder_fine_tunes(tmp_path: Path) -> None:
     assert all(r["codevector_perplexity"] > 2 for r in records if "codevector_perplexity" in r)
     model = Wav2Vec2ForPreTraining.from_pretrained(run)
     assert model.quantizer.codevectors.shape[1] == 2 * 16
+    # fine-tuning gets SpecAugment's usual masks, not the objective's 65%
+    assert model.config.mask_time_prob == 0.05 and model.config.mask_time_length == 10
+    card = (run / "README.md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert f"wavtune train CONFIG --set model.name_or_path={run.resolve()}" in card
+    assert f"{metrics['train_hours']:.2f} h of unlabelled audio" in card
+    assert f"| Contrastive loss | {losses[0]:.4g} | {losses[-1]:.4g} |" in card
+    assert "| Codevector perplexity |" in card and "self-supervised-learning" in card
+    assert f"{metrics['last_step']} optimizer steps" in card
+    assert main(["card", str(run), "--stdout"]) == 0  # `wavtune card` knows pre-training runs
+    # continued pre-training from the folder: the objective goes on where it stopped
     manifest = tmp_path / "audio" / "train.jsonl"
+    argv = ["pretrain", str(_empty(tmp_path)), "--output-dir", str(tmp_path / "more"), "--quiet"]
+    for item in [o for o in TINY if o != "model.preset=tiny"] + [
+            f"model.name_or_path={run}", f"data.train={manifest}", "train.max_steps=10"]:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    more = [json.loads(line) for line in (tmp_path / "more" / "log.jsonl").read_text().splitlines()]
+    assert next(r["contrastive_loss"] for r in more if "contrastive_loss" in r) < losses[0]
     overrides = [o for o in tiny_overrides(tmp_path / "ft", manifest, steps=6)
                  if not o.startswith("model.preset")] + [f"model.name_or_path={run}"]
     result = train(load_config(None, overrides), progress=False)

@@ -267,6 +267,7 @@ def test_full_disk_while_checkpointing_leaves_the_last_good_checkpoint(
         save_checkpoint(run, trainer.unwrapped, trainer.optimizer, trainer.scheduler, state)
     message = str(error.value)
     assert str(run.checkpoint(6)) in message and "disk is full" in message
+    assert f"wavtune train {run.config} --resume" in message
     assert (
         "GiB free" in message and f"last good checkpoint {run.checkpoint(4)} is intact" in message
     )

@@ -9,10 +9,13 @@ from wavtune.cli.train import add_run_options, resume_of, run_config
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from wavtune.card.pretrain_card import write_pretrain_reports
     from wavtune.train.pretrain_run import pretrain
 
     config = run_config(args)
     result = pretrain(config, resume=resume_of(args, config), progress=not args.quiet)
+    if result.is_main:  # the card, plots and log.csv: once training has returned
+        write_pretrain_reports(result.run_dir)
     if os.environ.get("RANK", "0") != "0":
         return 0
     where = (f"best eval loss {result.best_metric:.4f} at step {result.best_step}"
@@ -30,8 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="Pre-train (from scratch, or continue from model.name_or_path) a "
         "wav2vec2-style encoder with the contrastive objective on data.train's audio (a "
         "manifest whose text is ignored, or a folder of audio files). The run directory is a "
-        "transformers model folder that `wavtune train` fine-tunes with "
-        "model.name_or_path: RUN.",
+        "transformers model folder with a model card that `wavtune train` fine-tunes with "
+        "model.name_or_path: RUN. Example: examples/fsdd-pretrain.yaml, then "
+        "examples/fsdd-low-resource.yaml.",
     )
     p.add_argument("config",
                    help="YAML config, the same layout as train's (data, model, train, pretrain)")

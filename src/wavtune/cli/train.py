@@ -76,11 +76,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from wavtune.card.model_card import render_card, write_reports
+    from wavtune.card.pretrain_card import (
+        is_pretrain_run,
+        render_pretrain_card,
+        write_pretrain_reports,
+    )
 
+    pretrained = is_pretrain_run(args.run)
     if args.stdout:
-        print(render_card(args.run), end="")
+        print((render_pretrain_card if pretrained else render_card)(args.run), end="")
         return 0
-    for path in write_reports(args.run, plots=not args.no_plots):
+    for path in (write_pretrain_reports if pretrained else write_reports)(
+            args.run, plots=not args.no_plots):
         print(path)
     return 0
 
@@ -103,7 +110,8 @@ def _add_card(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="(re)build a run's model card, plots and error analysis",
         description="Write RUN/README.md (a Hub model card with filled model-index), "
         "RUN/plots/*.png, RUN/report.md and RUN/log.csv from the run's "
-        "logs, metrics and predictions.",
+        "logs, metrics and predictions; for a `wavtune pretrain` run, its pre-training card "
+        "(data, steps, final contrastive loss and perplexity, the fine-tuning command).",
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--stdout", action="store_true", help="print the card only; write nothing")

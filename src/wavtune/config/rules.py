@@ -57,6 +57,8 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
         (t.max_batch_seconds >= 0, "train.max_batch_seconds: must be >= 0 (0: batch by count)"),
         (t.max_batch_size >= 0, "train.max_batch_size: must be >= 0 (0: no cap)"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
+        (0.0 < config.data.train_fraction <= 1.0,
+         f"data.train_fraction: must be in (0, 1], got {config.data.train_fraction}"),
         (
             not (config.data.eval and config.data.eval_from_train),
             "data.eval and data.eval_from_train are both set; keep one",

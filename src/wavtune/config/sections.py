@@ -29,6 +29,9 @@ class DataConfig:
     eval: str = ""  # validation manifest, scored during training to pick the best checkpoint
     test: str = ""  # optional test manifest, scored once at the end with the published model
     eval_from_train: float = 0.0  # no eval manifest: hold out this seeded share of train instead
+    # < 1: keep only this seeded share of the training rows, stratified by speaker (a label
+    # budget); drawn before eval_from_train, so a held-out eval set comes out of the same share
+    train_fraction: float = 1.0
     text_column: str = "text"  # manifest column holding the transcript (e.g. 'phones' for TIMIT)
     # task classify: the one column to predict; multitask: one classification head per column
     label_columns: list[str] = field(default_factory=list)

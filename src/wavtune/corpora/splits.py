@@ -64,3 +64,32 @@ def speaker_split(
         name = max(names, key=lambda n: (target[n] - len(assigned[n]), fractions[n]))
         assigned[name].extend(groups[key])
     return {name: [utts[i] for i in sorted(assigned[name])] for name in names}
+
+
+def labelled_subset(utts: Sequence[Utterance], fraction: float, seed: int = DEFAULT_SEED
+                    ) -> list[Utterance]:
+    """A seeded ``fraction`` of ``utts`` (at least one row), stratified by speaker: each speaker
+    keeps about ``fraction`` of its rows (largest remainders round the total to
+    ``round(fraction * len(utts))``). Rows keep their input order; the same seed, the same rows.
+
+    >>> from pathlib import Path
+    >>> utts = [Utterance(f"u{i}", Path(f"/u{i}.wav"), speaker=f"s{i % 2}") for i in range(20)]
+    >>> [u.speaker for u in labelled_subset(utts, 0.2, seed=3)].count("s0")
+    2
+    """
+    if fraction >= 1.0:
+        return list(utts)
+    groups: dict[str, list[int]] = {}
+    for index, utt in enumerate(utts):
+        groups.setdefault(utt.speaker if utt.speaker is not None else "", []).append(index)
+    total = max(1, round(fraction * len(utts)))
+    shares = {key: fraction * len(rows) for key, rows in groups.items()}
+    counts = {key: math.floor(share) for key, share in shares.items()}
+    by_remainder = sorted(groups, key=lambda k: (counts[k] - shares[k], k))
+    for key in by_remainder[: max(0, total - sum(counts.values()))]:
+        counts[key] += 1
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for key in sorted(groups):
+        chosen.extend(rng.sample(groups[key], counts[key]))
+    return [utts[i] for i in sorted(chosen)]

@@ -238,7 +238,11 @@ def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> 
         "classifier_proj_size": heads.proj_size, **optional_fields(cfg),
     }
     try:
-        if cfg.name_or_path:
+        if cfg.name_or_path and cfg.random_init:  # the same architecture, no pre-trained weights
+            config = AutoConfig.from_pretrained(cfg.name_or_path, **fields, **cfg.overrides)
+            model = AutoModelForAudioClassification.from_config(config)
+            fe = pretrained_feature_extractor(cfg, config)
+        elif cfg.name_or_path:
             model = AutoModelForAudioClassification.from_pretrained(
                 cfg.name_or_path, **fields, **cfg.overrides, ignore_mismatched_sizes=True,
                 **weight_format(cfg))
@@ -267,8 +271,9 @@ def build_multitask_model(cfg: ModelConfig, heads: HeadsConfig, vocab: Vocabular
         if cfg.name_or_path:
             enc_config = AutoConfig.from_pretrained(cfg.name_or_path, **optional_fields(cfg),
                                                     **cfg.overrides)
-            encoder = AutoModel.from_pretrained(cfg.name_or_path, config=enc_config,
-                                                **weight_format(cfg))
+            if not cfg.random_init:  # random_init: the same architecture, fresh weights
+                encoder = AutoModel.from_pretrained(cfg.name_or_path, config=enc_config,
+                                                    **weight_format(cfg))
         else:
             enc_config = random_init_config(cfg, optional_fields(cfg))
     except OSError as e:

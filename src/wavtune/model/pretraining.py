@@ -33,6 +33,9 @@ log = logging.getLogger("wavtune")
 CODEBOOK_FIELDS = ("num_codevector_groups", "num_codevectors_per_group", "codevector_dim",
                    "proj_codevector_dim")
 QUANTIZER_PREFIXES = ("quantizer.", "project_q.", "project_hid.")
+# What a published folder's config says about SpecAugment: transformers' defaults (those of the
+# released wav2vec2 checkpoints), not the pre-training masks, so fine-tuning masks lightly.
+FINE_TUNING_MASKS = {"mask_time_prob": 0.05, "mask_time_length": 10}
 
 
 def pretrainable_families() -> tuple[str, ...]:
@@ -95,3 +98,13 @@ def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel
                     "%s): they start fresh, so the objective starts anew on a pre-trained encoder",
                     cfg.name_or_path, len(fresh), fresh[0])
     return BuiltModel(model, fe)
+
+
+def set_fine_tuning_masks(config: PretrainedConfig, cfg: ModelConfig) -> None:
+    """Put SpecAugment fields of ``config`` back to fine-tuning values (``cfg``'s when set, else
+    :data:`FINE_TUNING_MASKS`): a pre-training config holds the objective's 65% masks, which
+    ``wavtune train`` would otherwise apply as SpecAugment. Continued pre-training sets the
+    objective's values again from the ``pretrain:`` section."""
+    for key, default in FINE_TUNING_MASKS.items():
+        value = getattr(cfg, key)
+        setattr(config, key, default if value is None else value)

@@ -77,12 +77,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainerState,
+    command: str = "train",
 ) -> Path:
     """Write model weights (safetensors), optimizer/scheduler/RNG states and ``state``.
 
     Everything goes to ``.tmp-step-N`` first, then one rename makes it ``step-N``: a kill at any
     point leaves the previous checkpoints as they were. A failed write (a full disk) removes the
-    temporary folder and raises CheckpointError.
+    temporary folder and raises CheckpointError, whose fix resumes with ``wavtune COMMAND``.
     """
     final = run.checkpoint(state.step)
     tmp = final.with_name(f".tmp-{final.name}")
@@ -104,7 +105,7 @@ def save_checkpoint(
         (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(_write_failure(run, final, e)) from None
+        raise CheckpointError(_write_failure(run, final, e, command)) from None
     old = final.with_name(f".old-{final.name}")
     if final.exists():  # rewriting a step (e.g. a stop right after an eval): keep it until replaced
         shutil.rmtree(old, ignore_errors=True)
@@ -114,7 +115,7 @@ def save_checkpoint(
     return final
 
 
-def _write_failure(run: RunDir, final: Path, error: OSError) -> str:
+def _write_failure(run: RunDir, final: Path, error: OSError, command: str) -> str:
     latest = run.latest_checkpoint()
     kept = (f"the last good checkpoint {latest} is intact" if latest else
             "there is no earlier checkpoint")
@@ -123,7 +124,7 @@ def _write_failure(run: RunDir, final: Path, error: OSError) -> str:
         return (f"{final}: the disk is full ({error.strerror}; {free:.2f} GiB free on the disk of "
                 f"{run.root}); the partial checkpoint was removed and {kept}. Free space there, "
                 f"lower train.save_total_limit or choose a train.output_dir on a larger disk, then "
-                f"continue with: wavtune train {run.config} --resume")
+                f"continue with: wavtune {command} {run.config} --resume")
     return (f"{final}: cannot write the checkpoint ({error}); the partial checkpoint was removed "
             f"and {kept}")
 

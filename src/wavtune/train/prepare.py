@@ -13,6 +13,7 @@ import numpy as np
 from wavtune.checks.checker import check_utterances, require_clean
 from wavtune.checks.rows import CheckOptions
 from wavtune.config import Config
+from wavtune.corpora.splits import labelled_subset
 from wavtune.data.frames import FrameGeometry
 from wavtune.data.labels import LabelSet, build_label_set, check_labels, label_counts
 from wavtune.data.manifest import (
@@ -110,8 +111,7 @@ class PreparedData:
                 continue
             speakers = {u.speaker for u in utts if u.speaker}
             out[f"{name}_data"] = {
-                "manifest": getattr(self.config.data, name) or (
-                    f"{self.config.data.train} (held-out {self.config.data.eval_from_train:.0%})"),
+                "manifest": self._manifest_name(name),
                 "utterances": len(utts),
                 "hours": round(sum(u.duration_s or 0.0 for u in utts) / 3600, 4),
                 "speakers": len(speakers),
@@ -124,6 +124,13 @@ class PreparedData:
                 unknown = self.unknown_units(name)
                 out[f"{name}_data"]["unknown_units"] = dict(unknown.most_common(20))
         return out
+
+    def _manifest_name(self, name: str) -> str:
+        data = self.config.data
+        share = f" ({data.train_fraction:.0%} of its rows)" if data.train_fraction < 1 else ""
+        if not getattr(data, name):
+            return f"{data.train}{share} (held-out {data.eval_from_train:.0%})"
+        return f"{getattr(data, name)}{share if name == 'train' else ''}"
 
 
 def _label_sets(config: Config, train: Sequence[Utterance], eval: Sequence[Utterance],
@@ -147,6 +154,17 @@ def hold_out(utts: Sequence[Utterance], fraction: float, seed: int
     chosen = set(rng.choice(len(utts), size=n_eval, replace=False).tolist())
     train = tuple(u for i, u in enumerate(utts) if i not in chosen)
     return train, tuple(u for i, u in enumerate(utts) if i in chosen)
+
+
+def train_share(config: Config, utts: tuple[Utterance, ...]) -> tuple[Utterance, ...]:
+    """The seeded, speaker-stratified ``data.train_fraction`` of the training rows."""
+    fraction = config.data.train_fraction
+    if fraction >= 1.0 or not utts:
+        return utts
+    kept = tuple(labelled_subset(utts, fraction, config.train.seed))
+    log.info("data.train_fraction=%g: training on %d of %d rows (seed %d, stratified by "
+             "speaker)", fraction, len(kept), len(utts), config.train.seed)
+    return kept
 
 
 def read_split(config: Config, name: str) -> tuple[tuple[Utterance, ...], int]:
@@ -178,6 +196,7 @@ def prepare_data(config: Config, run: RunDir | None = None, progress: bool = Tru
     read = {name: read_split(config, name) for name in SPLITS}
     splits = {name: utts for name, (utts, _) in read.items()}
     malformed = {name: n for name, (_, n) in read.items() if n}
+    splits["train"] = train_share(config, splits["train"])
     if data.eval_from_train > 0:
         splits["train"], splits["eval"] = hold_out(splits["train"], data.eval_from_train,
                                                    config.train.seed)

@@ -27,12 +27,18 @@ from wavtune.data.collate import Collator
 from wavtune.data.dataset import SpeechDataset
 from wavtune.data.manifest import ManifestError, Utterance, with_durations
 from wavtune.model.families import geometry_of
-from wavtune.model.pretraining import build_pretraining_model
+from wavtune.model.pretraining import build_pretraining_model, set_fine_tuning_masks
 from wavtune.run.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.train.checkpoint import save_model
 from wavtune.train.engine import make_accelerator
 from wavtune.train.meter import TrainMeter
-from wavtune.train.prepare import SPLITS, PreparedData, read_split
+from wavtune.train.prepare import (
+    SPLITS,
+    PreparedData,
+    hold_out,
+    read_split,
+    train_share,
+)
 from wavtune.train.pretraining import ContrastiveObjective, PretrainError, draw_masks
 from wavtune.train.publish import load_best_weights
 from wavtune.train.setup import open_run
@@ -78,9 +84,14 @@ def read_unlabelled(config: Config) -> PreparedData:
             splits[name] = tuple(with_durations(_folder_rows(Path(path))))
         else:
             splits[name] = read_split(config, name)[0]
+        if name == "train":
+            splits[name] = train_share(config, splits[name])
         if path and not splits[name]:
             raise ManifestError(f"data.{name}={path}: no audio rows in it; give a manifest with "
                                 f"an 'audio' column or a folder of audio files")
+    if config.data.eval_from_train > 0:
+        splits["train"], splits["eval"] = hold_out(splits["train"], config.data.eval_from_train,
+                                                   config.train.seed)
     return PreparedData(config, splits["train"], splits["eval"], (), None)
 
 
@@ -187,6 +198,7 @@ class PretrainTrainer(Trainer):
         published = load_best_weights(self.run, self.state, self.unwrapped)
         scored = None
         if self.is_main:
+            set_fine_tuning_masks(self.unwrapped.config, self.config.model)
             save_model(self.unwrapped, self.run.root)
             if self.eval_set is not None:
                 scored = self.evaluate(self.eval_set)

@@ -333,7 +333,8 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         if self.is_main:
-            save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state)
+            save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state,
+                            self.command)
             prune_checkpoints(self.run, self.config.train.save_total_limit, self.state.best_step)
         self.accelerator.wait_for_everyone()
 

@@ -1,0 +1,158 @@
+"""Label efficiency of self-supervised pre-training on FSDD, measured in one run.
+
+1. ``wavtune pretrain examples/fsdd-pretrain.yaml``: the contrastive objective on the FSDD
+   training audio (labels unused) for ``--pretrain-steps`` optimizer steps.
+2. For each label share in ``--fractions`` (default 0.1: 270 clips, 45 per speaker), CTC
+   fine-tuning with ``examples/fsdd-low-resource.yaml`` for ``--finetune-steps`` steps from
+   (a) the pre-trained folder and (b) the same architecture with fresh weights
+   (``model.random_init=true``): same config, data, seed and steps; the last step is published.
+3. Test WER/CER of each on the 300 FSDD test clips, the ratio pre-trained / random_init, the
+   pre-training's final figures (contrastive loss, codevector perplexity, accuracy) and wall
+   times. Results: ``benchmarks/results/pretraining.json``.
+
+    python benchmarks/pretraining.py --manifests data/fsdd --out /tmp/pretrain-bench
+    python benchmarks/pretraining.py --quick --out /tmp/pretrain-smoke     # smoke, ~1 min
+
+``--manifests DIR`` holds ``train.jsonl`` and ``test.jsonl`` (``wavtune prepare fsdd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
+RESULTS = ROOT / "benchmarks" / "results" / "pretraining.json"
+PRETRAIN_YAML = ROOT / "examples" / "fsdd-pretrain.yaml"
+FINETUNE_YAML = ROOT / "examples" / "fsdd-low-resource.yaml"
+TARGET_RATIO = 0.75  # issue 16: pre-trained WER at most 0.75x random_init's at 10% of labels
+TARGET_WER = 0.45
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    log = run / "log.jsonl"  # absent when a run ends before its first logging window
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+def _last(records: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in records if key in r]
+    return float(values[-1]) if values else None
+
+
+def pretrain_figures(run: Path) -> dict[str, Any]:
+    """The pre-training run's final logged window and its metrics.json."""
+    records = _records(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    first = next((r for r in records if "contrastive_loss" in r), {})
+    return {
+        "steps": metrics["last_step"], "published_step": metrics["published_step"],
+        "train_hours": metrics["train_hours"], "train_utterances": metrics["train_utterances"],
+        "wall_s": metrics["train_runtime_s"],
+        "first_contrastive_loss": first.get("contrastive_loss"),
+        **{f"final_{k}": _last(records, k) for k in (
+            "contrastive_loss", "diversity_loss", "codevector_perplexity",
+            "contrastive_accuracy", "gumbel_temperature", "grad_norm")},
+        "eval": metrics.get("eval"),
+    }
+
+
+def run_pretrain(args: argparse.Namespace, out: Path) -> Path:
+    from wavtune.config import load_config
+    from wavtune.train.pretrain_run import pretrain
+
+    overrides = [f"data.train={Path(args.manifests) / 'train.jsonl'}",
+                 f"train.max_steps={args.pretrain_steps}", f"train.output_dir={out}",
+                 "train.overwrite_output_dir=true", "train.device=cpu", *args.pretrain_set]
+    pretrain(load_config(PRETRAIN_YAML, overrides), progress=False)
+    return out
+
+
+def run_finetune(args: argparse.Namespace, start: Path, out: Path, fraction: float,
+                 random_init: bool) -> dict[str, Any]:
+    from wavtune.config import load_config
+    from wavtune.train.trainer import train
+
+    manifests = Path(args.manifests)
+    overrides = [f"data.train={manifests / 'train.jsonl'}",
+                 f"data.test={manifests / 'test.jsonl'}", f"data.train_fraction={fraction}",
+                 f"model.name_or_path={start}", f"model.random_init={str(random_init).lower()}",
+                 f"train.max_steps={args.finetune_steps}",
+                 f"train.output_dir={out}", "train.overwrite_output_dir=true",
+                 "train.device=cpu", *args.finetune_set]
+    result = train(load_config(FINETUNE_YAML, overrides), progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert result.test is not None, "the fine-tuning config names a test set"
+    return {"start": "random_init" if random_init else "pretrained", "fraction": fraction,
+            "train_utterances": metrics.get("train_data", {}).get("utterances"),
+            "steps": result.steps, "wall_s": round(result.wall_s, 1),
+            "test_wer": result.test.wer, "test_cer": result.test.cer,
+            "final_train_loss": _last(_records(out), "loss")}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    start = time.perf_counter()
+    pre_run = run_pretrain(args, out / "pretrain")
+    figures: dict[str, Any] = {"pretrain": pretrain_figures(pre_run), "fine_tune": []}
+    for fraction in args.fractions:
+        pair = {}
+        for random_init in (False, True):
+            name = f"ft-{fraction:g}-{'random' if random_init else 'pretrained'}"
+            pair[random_init] = run_finetune(args, pre_run, out / name, fraction, random_init)
+        ratio = pair[False]["test_wer"] / max(pair[True]["test_wer"], 1e-9)
+        figures["fine_tune"].append({
+            "fraction": fraction, "pretrained": pair[False], "random_init": pair[True],
+            "wer_ratio": round(ratio, 4),
+            "meets_ratio_target": ratio <= TARGET_RATIO,
+            "meets_wer_target": pair[False]["test_wer"] <= TARGET_WER})
+    figures["total_wall_s"] = round(time.perf_counter() - start, 1)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--manifests", default=str(ROOT / "data" / "fsdd"),
+                   help="folder with FSDD train.jsonl and test.jsonl")
+    p.add_argument("--out", required=True, help="work folder for the runs (outside the repo)")
+    p.add_argument("--pretrain-steps", type=int, default=1500)
+    p.add_argument("--finetune-steps", type=int, default=1200)
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.1])
+    p.add_argument("--pretrain-set", nargs="*", default=[], help="extra pretrain --set items")
+    p.add_argument("--finetune-set", nargs="*", default=[], help="extra train --set items")
+    p.add_argument("--quick", action="store_true", help="smoke: a few steps each, not saved")
+    p.add_argument("--results", default=str(RESULTS))
+    args = p.parse_args(argv)
+    commit = _commit()  # the code measured, before any later commit moves HEAD
+    if args.quick:
+        args.pretrain_steps, args.finetune_steps = 20, 20
+        args.pretrain_set = ["train.eval_steps=10", *args.pretrain_set]
+    figures = measure(args)
+    report = {"benchmark": "pretraining", "commit": commit, "quick": args.quick,
+              "command": " ".join(["python", "benchmarks/pretraining.py", *(argv or sys.argv[1:])]),
+              "pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
+              "targets": {"wer_ratio_at_most": TARGET_RATIO, "wer_at_most": TARGET_WER},
+              **figures}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if not args.quick:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Smoke test of benchmarks/pretraining.py: pre-train, then fine-tune from it and from
+random_init on a share of the labels, and report both test WERs and their ratio."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from factories import VARIED, WORDS, write_corpus
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "pretraining.py"
+
+
+def _benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmark_pretraining", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_reports_both_starts_and_their_ratio(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_corpus(data, WORDS + VARIED)
+    write_corpus(data, WORDS, name="test.jsonl")
+    results = tmp_path / "results.json"
+    code = _benchmark().main([
+        "--manifests", str(data), "--out", str(tmp_path / "runs"), "--results", str(results),
+        "--pretrain-steps", "4", "--finetune-steps", "3", "--fractions", "0.5",
+        "--pretrain-set", "train.eval_steps=2", "train.logging_steps=2", "train.train_batch_size=5",
+        "--finetune-set", "train.logging_steps=1", "train.train_batch_size=4"])
+    assert code == 0
+    report = json.loads(results.read_text())
+    assert report["pretrain"]["steps"] == 4 and report["pretrain"]["first_contrastive_loss"] > 0
+    (point,) = report["fine_tune"]
+    assert point["pretrained"]["train_utterances"] == point["random_init"]["train_utterances"] == 10
+    assert point["pretrained"]["steps"] == point["random_init"]["steps"] == 3
+    wer = (point["pretrained"]["test_wer"], point["random_init"]["test_wer"])
+    assert point["wer_ratio"] == round(wer[0] / max(wer[1], 1e-9), 4)
+    assert (tmp_path / "runs" / "ft-0.5-random" / "metrics.json").is_file()
