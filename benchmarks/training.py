@@ -20,6 +20,7 @@ the peak RSS of the data path over N and 10N clips, each in its own process. Res
     python benchmarks/training.py --manifests data/fsdd        # full, ~15 min on 2 idle cores
     python benchmarks/training.py --quick                      # smoke (~2 min; noisy)
     python benchmarks/training.py --only base --out FILE        # base preset, 20 steps a side
+    python benchmarks/training.py --only time_to_target --out FILE   # to dev WER 0.30 (FSDD)
 
 FSDD manifests come from ``--manifests DIR`` (train.jsonl, test.jsonl), else ``data/fsdd`` or
 ``../data/fsdd``, else are prepared from ``--fsdd DIR`` (default ``../shared/data/fsdd``) into the
@@ -71,6 +72,10 @@ class SideSpec:
     max_steps: int = 0  # > 0: both sides stop after this many optimizer steps
     precision: str = "no"  # mixed precision on both sides: no, bf16 or fp16
     device: str = "cpu"  # cpu or cuda, both sides
+    dev: str = ""  # with target_wer: the dev manifest scored every eval_every steps
+    target_wer: float = 0.0  # > 0: stop once the dev WER reaches it (time to accuracy)
+    eval_every: int = 50
+    grouped: bool = False  # stock only: the Trainer's group_by_length sampling strategy
     extra: list[str] = field(default_factory=list)
 
 
@@ -107,6 +112,41 @@ def test_wer(model: Any, config: Any, vocab: Any, sample_rate: int, manifest: st
     ctc = evaluate(model, dataset, 16, True, 0, progress=False).ctc
     assert ctc is not None  # a CTC model
     return float(ctc.wer)
+
+
+class DevClock:
+    """Time to accuracy: every ``eval_every`` steps the dev WER (the same greedy scoring for
+    every side), with the seconds since ``start``; ``reached`` once it is <= the target. The
+    scoring time counts, as it does for a user watching the run; it is also reported apart."""
+
+    def __init__(self, spec: SideSpec, config: Any, vocab: Any, sample_rate: int,
+                 start: float) -> None:
+        self.spec, self.config, self.vocab, self.rate = spec, config, vocab, sample_rate
+        self.start, self.eval_s = start, 0.0
+        self.points: list[dict[str, float]] = []
+        self.reached: dict[str, float] | None = None
+
+    def due(self, step: int) -> bool:
+        return bool(self.spec.target_wer) and self.reached is None and \
+            step > 0 and step % self.spec.eval_every == 0
+
+    def score(self, model: Any, step: int) -> bool:
+        """Score the dev set now; True once the target is reached."""
+        begin = time.perf_counter()
+        wer = test_wer(model, self.config, self.vocab, self.rate, self.spec.dev)
+        self.eval_s += time.perf_counter() - begin
+        point = {"step": step, "dev_wer": round(wer, 4),
+                 "wall_s": round(time.perf_counter() - self.start, 2),
+                 "wall_s_without_scoring": round(time.perf_counter() - self.start
+                                                 - self.eval_s, 2)}
+        self.points.append(point)
+        if wer <= self.spec.target_wer:
+            self.reached = point
+        return self.reached is not None
+
+    def summary(self) -> dict[str, Any]:
+        return {"target_wer": self.spec.target_wer, "reached": self.reached,
+                "curve": self.points}
 
 
 def cpu_s() -> float:
@@ -160,10 +200,16 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
         def log_window(self, loop: Any, bar: Any = None) -> dict[str, Any] | None:
             record = super().log_window(loop, bar)
             self.audio_s = loop.audio_s
+            if clock is not None and clock.due(self.state.step) and \
+                    clock.score(self.unwrapped, self.state.step):
+                self.total_steps = self.state.step  # the loop ends here, then publishes
             return record
 
     start, cpu_start = time.perf_counter(), cpu_s()
+    clock: DevClock | None = None
     trainer = Timed(config, progress=False)
+    if spec.target_wer:
+        clock = DevClock(spec, config, trainer.data.vocab, trainer.built.sample_rate, start)
     setup_s = time.perf_counter() - start
     result = trainer.fit()  # its wall_s: the loop, not the publishing after it
     train_s = setup_s + result.wall_s
@@ -176,7 +222,7 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     ) if spec.test else float("nan")
     return {"train_s": round(train_s, 2), "setup_s": round(setup_s, 2), "steps": result.steps,
             "cpu_s": round(train_cpu_s, 2), "audio_trained_s": round(trainer.audio_s, 1),
-            **gpu_memory(spec.device),
+            **gpu_memory(spec.device), **({"time_to_target": clock.summary()} if clock else {}),
             "padding_ratio": round(float(np.mean(list(padding.values()))), 4),
             "data_share": round(float(np.mean(shares)), 4) if shares else None,
             "test_wer": round(wer, 4), "peak_rss_mb": peak_rss_mb(), "max_batch_seconds": budget}
@@ -271,10 +317,22 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
         max_grad_norm=1.0, logging_steps=5, save_strategy="no", eval_strategy="no",
         report_to="none", use_cpu=spec.device == "cpu", seed=spec.seed, disable_tqdm=True,
         max_steps=spec.max_steps or -1, bf16=spec.precision == "bf16",
-        fp16=spec.precision == "fp16")
+        fp16=spec.precision == "fp16",  # transformers 5 spells group_by_length this way:
+        train_sampling_strategy="group_by_length" if spec.grouped else "random")
+    clock = DevClock(spec, config, data.vocab, built.sample_rate, start) \
+        if spec.target_wer else None
+
+    class ToTarget(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if clock is not None and clock.due(state.global_step) and \
+                    clock.score(built.model, state.global_step):
+                control.should_training_stop = True
+
     collator, timer = PaddingCollator(built.feature_extractor), StepTimer()
     trainer = Trainer(model=built.model, args=args, data_collator=collator,
-                      train_dataset=StockDataset(rows, built.feature_extractor), callbacks=[timer])
+                      train_dataset=StockDataset(rows, built.feature_extractor),
+                      callbacks=[timer, ToTarget()],
+                      processing_class=built.feature_extractor if spec.grouped else None)
     out = trainer.train()
     train_s, train_cpu_s = time.perf_counter() - start, cpu_s() - cpu_start
     wer = test_wer(built.model, config, data.vocab, built.sample_rate,
@@ -284,7 +342,7 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
         "steps": int(out.global_step),
         "cpu_s": round(train_cpu_s, 2),
         "audio_trained_s": round(collator.real / built.sample_rate, 1),
-        **gpu_memory(spec.device),
+        **gpu_memory(spec.device), **({"time_to_target": clock.summary()} if clock else {}),
         "padding_ratio": round(1 - collator.real / collator.total, 4) if collator.total else 0.0,
         "data_share": round(timer.wait / (timer.wait + timer.busy), 4),
         "test_wer": round(wer, 4),
@@ -437,6 +495,40 @@ def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Pa
                                     / sides["stock"]["peak_rss_mb"], 3)}
 
 
+def split_dev(manifest: str, count: int, work: Path, seed: int = 0) -> tuple[str, str]:
+    """(the rest, a seeded ``count`` rows) of ``manifest``: a dev set held out of training."""
+    lines = Path(manifest).read_text(encoding="utf-8").splitlines()
+    dev_rows = set(np.random.default_rng(seed).choice(len(lines), count, replace=False).tolist())
+    rest, dev = work / "ttt-train.jsonl", work / "ttt-dev.jsonl"
+    rest.write_text("".join(f"{x}\n" for i, x in enumerate(lines) if i not in dev_rows))
+    dev.write_text("".join(f"{x}\n" for i, x in enumerate(lines) if i in dev_rows))
+    return str(rest), str(dev)
+
+
+def time_to_target(train: str, args: argparse.Namespace, work: Path, dev_rows: int,
+                   epochs: int) -> dict[str, Any]:
+    """Wall time from each side's start until its dev WER first reaches ``--target-wer``:
+    stock (random sampler), stock with ``group_by_length`` and wavtune, on the same model."""
+    rest, dev = split_dev(train, dev_rows, work)
+    sides: dict[str, Any] = {}
+    for name, side, grouped in (("stock", "stock", False), ("stock_grouped", "stock", True),
+                                ("wavtune", "wavtune", False)):
+        spec = SideSpec(side, rest, "", str(work / f"ttt-{name}"), SMALL_8K, epochs, 16,
+                        args.learning_rate, args.workers, dev=dev, target_wer=args.target_wer,
+                        eval_every=args.eval_every, grouped=grouped)
+        print(f"[time to dev WER {args.target_wer}] {name} (at most {epochs} epochs) ...",
+              flush=True)
+        sides[name] = child("side", asdict(spec), work)["time_to_target"]
+    seconds = {k: (v["reached"] or {}).get("wall_s") for k, v in sides.items()}
+    stock_best = min((t for k, t in seconds.items() if k != "wavtune" and t), default=None)
+    ratio = round(stock_best / seconds["wavtune"], 3) if stock_best and seconds["wavtune"] \
+        else None
+    return {"target_wer": args.target_wer, "dev_clips": dev_rows, "max_epochs": epochs,
+            "eval_every_steps": args.eval_every, "stock_s": seconds["stock"],
+            "stock_grouped_s": seconds["stock_grouped"], "wavtune_s": seconds["wavtune"],
+            "ratio": ratio, "sides": sides}
+
+
 def rss_growth(n: int, work: Path) -> dict[str, Any]:
     """Peak RSS of the data path over N and 10N clips (rows reuse 40 files; each row is cached)."""
     from wavtune.data.cache import CacheSettings, open_or_build
@@ -464,6 +556,14 @@ def table(results: dict[str, Any]) -> str:
               "| padding | data share | steps | peak RSS MB |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["corpora"].items():
+        ttt = r.get("time_to_target")
+        if ttt:
+            lines.insert(0, f"time to dev WER {ttt['target_wer']} ({name}): stock "
+                            f"{ttt['stock_s']} s, stock grouped {ttt['stock_grouped_s']} s, "
+                            f"wavtune {ttt['wavtune_s']} s (None: not reached in "
+                            f"{ttt['max_epochs']} epochs); ratio {ttt['ratio']}\n")
+        if "stock" not in r:
+            continue
         for side in ("stock", "wavtune"):
             s = r[side]
             ours = side == "wavtune"
@@ -499,8 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1.5e-3)
     parser.add_argument("--work", help="work folder (default: a temporary one)")
     parser.add_argument("--only", default="fsdd,synthetic,rss",
-                        help="parts to run (fsdd, synthetic, rss, base), merged into an existing "
-                             "--out file (default: fsdd,synthetic,rss)")
+                        help="parts to run (fsdd, synthetic, rss, base, time_to_target: fsdd "
+                             "includes it), merged into an existing --out file (default: "
+                             "fsdd,synthetic,rss)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="both sides")
     parser.add_argument("--precision", default="no", choices=("no", "bf16", "fp16"),
                         help="mixed precision, both sides")
@@ -508,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="optimizer steps of each side in the base part (a multiple of 5)")
     parser.add_argument("--base-clips", type=int, default=160,
                         help="clips of the base part's long-tailed 1-15 s corpus")
+    parser.add_argument("--target-wer", type=float, default=0.30,
+                        help="dev WER of the time-to-accuracy part (fsdd)")
+    parser.add_argument("--eval-every", type=int, default=50,
+                        help="steps between dev scorings in the time-to-accuracy part")
+    parser.add_argument("--target-epochs", type=int, default=15,
+                        help="most epochs a side trains toward the target")
     parser.add_argument("--base-preset", default="base",
                         help="model preset of the base part (tiny: a smoke run)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -544,13 +651,18 @@ def main(argv: list[str] | None = None) -> int:
             results["wall_s"] = round(time.perf_counter() - started, 1)
             out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
-        if "fsdd" in parts:
+        if parts & {"fsdd", "time_to_target"}:
             fsdd_train, fsdd_test = fsdd_manifests(args, work)
             if q:
                 fsdd_train = subset(fsdd_train, 300, work / "fsdd-train.jsonl")
                 fsdd_test = subset(fsdd_test, 60, work / "fsdd-test.jsonl")
+        if "fsdd" in parts:
             results["corpora"]["fsdd"] = compare("fsdd", fsdd_train, fsdd_test, args, work,
                                                  SMALL_8K, 1 if q else 6, 16)
+            save()
+        if parts & {"fsdd", "time_to_target"}:
+            results["corpora"].setdefault("fsdd", {})["time_to_target"] = time_to_target(
+                fsdd_train, args, work, 30 if q else 270, 1 if q else args.target_epochs)
             save()
         if "synthetic" in parts:
             syn_train, syn_test = synthetic_corpus(work / "synthetic", 60 if q else 300,

@@ -84,3 +84,17 @@ def test_gpu_script_dry_run_trains_both_sides_for_the_same_steps(tmp_path: Path)
     bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True,
                          check=False)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_time_to_target_stops_each_side_when_the_dev_wer_is_reached(tmp_path: Path) -> None:
+    bench = _benchmark()
+    train, dev = bench.synthetic_corpus(tmp_path / "syn", 6, 2)
+    for side, grouped in (("stock", False), ("stock", True), ("wavtune", False)):
+        spec = bench.SideSpec(side, train, "", str(tmp_path / f"{side}{grouped}"), bench.TINY_8K,
+                              5, 2, 1e-3, 0, dev=dev, target_wer=10.0, eval_every=2,
+                              grouped=grouped)
+        got = bench.run_stock(spec) if side == "stock" else bench.run_wavtune(spec)
+        ttt = got["time_to_target"]  # any WER is <= 10: reached at the first scoring
+        assert got["steps"] == 2 and ttt["reached"]["step"] == 2
+        assert [p["step"] for p in ttt["curve"]] == [2]
+        assert 0 < ttt["reached"]["wall_s_without_scoring"] <= ttt["reached"]["wall_s"]
