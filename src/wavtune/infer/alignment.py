@@ -16,7 +16,7 @@ utterances compare. Characters outside the vocabulary cannot be aligned: they ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,7 @@ class AlignedChar:
     start_s: float
     end_s: float
     score: float  # mean log-posterior of its frames (0: certain)
+    word: int = 0  # index of its word in ``ForcedAlignment.words``
 
 
 @dataclass(frozen=True)
@@ -234,13 +235,15 @@ def forced_align(log_probs: npt.NDArray[np.floating], text: str, vocab: Vocabula
     target = build_target(text, vocab)
     check_feasible(target, frames, where, frame_s)
     path, _ = viterbi(log_probs, target, vocab.pad_id)
-    chars = _chars(path, log_probs, target, vocab, starts, frame_s)
+    chars: list[AlignedChar] = []
     words: list[AlignedWord] = []
+    spans = _chars(path, log_probs, target, vocab, starts, frame_s)
     for w, text_w in enumerate(target.words):
-        mine = [c for i, c in chars if i == w]
+        mine = [replace(c, word=len(words)) for i, c in spans if i == w]
         if mine:
+            chars += mine
             words.append(AlignedWord(text_w, mine[0].start_s, mine[-1].end_s,
                                      round(float(np.mean([c.score for c in mine])), 4)))
-    score = float(np.mean([c.score for _, c in chars])) if chars else float("-inf")
-    return ForcedAlignment(where, text, tuple(c for _, c in chars), tuple(words),
-                           round(score, 4), target.unknown)
+    score = float(np.mean([c.score for c in chars])) if chars else float("-inf")
+    return ForcedAlignment(where, text, tuple(chars), tuple(words), round(score, 4),
+                           target.unknown)
