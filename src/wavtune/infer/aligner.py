@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.constants import DEFAULT_ALIGN_SNAP_S
+from wavtune.constants import DEFAULT_ALIGN_SILENCE_DB, DEFAULT_ALIGN_SNAP_S
 from wavtune.data.audio import AudioError, Waveform, load_audio, normalize_waveform
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer
 from wavtune.infer.alignment import (
+    AlignedChar,
     AlignedWord,
     AlignmentError,
     ForcedAlignment,
@@ -28,7 +29,28 @@ from wavtune.infer.timestamps import WordSpan, snap_to_speech
 from wavtune.infer.types import TranscribeOptions
 from wavtune.run.directory import CONFIG_FILE, load_run_config
 
-CORE_SCORE = math.log(0.5)  # characters the model hears this surely anchor their word
+BURST_GAP_S = 0.1  # characters closer than this form one burst
+# silence added on each side before the forward pass (its frames dropped after): models trained
+# on clips that start with speech emit a spurious character on their first frame
+EDGE_PAD_S = 0.25
+
+
+def anchors(timed: ForcedAlignment) -> list[WordSpan]:
+    """Each word's anchor: its strongest burst of characters (those less than ``BURST_GAP_S``
+    apart, weighed by their mean probabilities). A CTC model emits a word as a burst of spikes,
+    often at its end, and the path places the characters it does not hear wherever they cost
+    least (a lone spurious spike too), so the burst marks where the word was said."""
+    out = []
+    for k, word in enumerate(timed.words):
+        bursts: list[list[AlignedChar]] = []
+        for c in (c for c in timed.chars if c.word == k):
+            if bursts and c.start_s - bursts[-1][-1].end_s < BURST_GAP_S:
+                bursts[-1].append(c)
+            else:
+                bursts.append([c])
+        best = max(bursts, key=lambda b: sum(math.exp(c.score) for c in b))
+        out.append(WordSpan(word.text, best[0].start_s, best[-1].end_s, word.score))
+    return out
 
 
 @dataclass(frozen=True)
@@ -38,18 +60,7 @@ class AlignOptions:
 
     windows: TranscribeOptions = TranscribeOptions()
     snap_s: float = DEFAULT_ALIGN_SNAP_S
-
-
-def anchors(timed: ForcedAlignment) -> list[WordSpan]:
-    """Each word's anchor: the span of the characters the model hears (``CORE_SCORE``), or of
-    all its characters when it hears none. A CTC model emits a word as a burst of spikes, often
-    at its end, so the path places the other characters wherever they cost least."""
-    out = []
-    for k, word in enumerate(timed.words):
-        mine = [c for c in timed.chars if c.word == k]
-        sure = [c for c in mine if c.score >= CORE_SCORE] or mine
-        out.append(WordSpan(word.text, sure[0].start_s, sure[-1].end_s, word.score))
-    return out
+    silence_db: float = DEFAULT_ALIGN_SILENCE_DB  # quieter than this below the loudest: silence
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,12 @@ class Aligner:
         frame's start in seconds ``[frames]`` (long audio in overlapping windows)."""
         rec = self.recognizer
         norm = normalize_waveform(wave) if rec.audio.do_normalize else wave
-        logits, starts = rec.timed_logits(norm, self.options.windows)
-        return log_softmax(logits), starts
+        pad = round(EDGE_PAD_S * self.sample_rate)
+        padded = np.concatenate([np.zeros(pad, np.float32), norm, np.zeros(pad, np.float32)])
+        logits, starts = rec.timed_logits(padded, self.options.windows)
+        starts = starts - pad / self.sample_rate
+        keep = (starts >= -1e-6) & (starts < len(wave) / self.sample_rate - 1e-6)
+        return log_softmax(logits[keep]), starts[keep]
 
     def align_posteriors(self, log_probs: npt.NDArray[np.float32],
                          starts: npt.NDArray[np.float64], text: str, where: str,
@@ -110,7 +125,8 @@ class Aligner:
         if wave is None or self.options.snap_s <= 0 or not timed.words:
             return timed
         snapped = snap_to_speech(anchors(timed), wave, self.sample_rate,
-                                 max_shift_s=self.options.snap_s)
+                                 max_shift_s=self.options.snap_s,
+                                 silence_db=self.options.silence_db)
         words = tuple(AlignedWord(w.text, s.start_s, s.end_s, w.score)
                       for w, s in zip(timed.words, snapped))
         return replace(timed, words=words)
