@@ -70,21 +70,22 @@ def boundaries(aligner: Aligner, utts: list[Utterance], sequences: int, toleranc
     moving word edges out to the ends of their sound."""
     rng = random.Random(seed)
     options = aligner.options
-    errors: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    variants = {"snapped": replace(options), "snapped_pad_0.25s": replace(options, pad_s=0.25),
+                "spikes": replace(options, snap_s=0.0)}
+    errors: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(sequences):
         wave, text, truth = concatenation(rng.sample(utts, rng.randint(3, 6)), rng,
                                           aligner.sample_rate)
-        log_probs, starts = aligner.log_posteriors(wave)
-        for snap in (True, False):
-            aligner.options = replace(options, snap_s=options.snap_s if snap else 0.0)
-            timed = aligner.align_posteriors(log_probs, starts, text, "concatenation", wave)
+        for name, variant in variants.items():
+            aligner.options = variant
+            timed = aligner.align_wave(wave, text, "concatenation")
             assert [w.text for w in timed.words] == text.split(), timed.words
-            errors[snap] += [(abs(w.start_s - a), abs(w.end_s - b))
+            errors[name] += [(abs(w.start_s - a), abs(w.end_s - b))
                              for w, (a, b) in zip(timed.words, truth)]
-    out: dict[str, Any] = {"sequences": sequences, "words": len(errors[True]),
+    out: dict[str, Any] = {"sequences": sequences, "words": len(errors["spikes"]),
                            "tolerance_ms": tolerance_s * 1000}
-    for snap, name in ((True, "snapped"), (False, "spikes")):
-        e = np.asarray(errors[snap])
+    for name in variants:
+        e = np.asarray(errors[name])
         out[name] = {
             "words_within": round(float(np.mean((e <= tolerance_s).all(axis=1))), 4),
             "edges_within": round(float(np.mean(e <= tolerance_s)), 4),

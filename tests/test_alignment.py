@@ -9,15 +9,18 @@ import itertools
 import numpy as np
 import pytest
 
-from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
+from wavtune.constants import DEFAULT_MAX_FLAG_SCORE, PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
 from wavtune.data.vocab import Vocabulary
+from wavtune.infer.aligner import RowAlignment
 from wavtune.infer.alignment import (
     AlignmentError,
+    ForcedAlignment,
     build_target,
     forced_align,
     log_softmax,
     viterbi,
 )
+from wavtune.infer.mislabel import MisalignOptions, data_threshold, find_misaligned
 
 CHARS = Vocabulary((PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, "a", "b"))
 FRAME_S = 0.02
@@ -150,3 +153,29 @@ def test_phones_are_words_unless_the_transcript_groups_them() -> None:
     timed = forced_align(lp, "k ae t | t", grouped, FRAME_S)
     assert [(w.text, w.start_s, w.end_s) for w in timed.words] == [("k ae t", 0.0, 0.06),
                                                                    ("t", 0.08, 0.1)]
+
+
+# --- mislabelled rows --------------------------------------------------------------------------
+
+def _row(i: int, score: float, text: str = "ab", hypothesis: str = "ab") -> RowAlignment:
+    timed = ForcedAlignment(f"r{i}", text, (), (), score)
+    return RowAlignment(f"r{i}", f"row {i + 1}", text, hypothesis, timed)
+
+
+def test_outliers_are_found_on_the_data_and_need_a_differing_hypothesis() -> None:
+    rng = np.random.default_rng(0)
+    rows = [_row(i, -float(np.exp(rng.normal(-2.5, 0.7)))) for i in range(50)]
+    rows += [_row(50, -4.0, "ab", "ba"), _row(51, -9.0, "b", "a"), _row(52, -6.0, "ab", "ab")]
+    report = find_misaligned(rows)
+    assert [m.id for m in report.flagged] == ["r51", "r50"]  # worst first; r52 is heard as given
+    assert -4.0 < report.threshold < -0.3
+    assert report.to_json()["misaligned"][0] == {"id": "r51", "score": -9.0, "text": "b",
+                                                 "hypothesis": "a", "cer": 1.0}
+    clean = find_misaligned(rows[:50])
+    assert clean.flagged == () and clean.threshold <= DEFAULT_MAX_FLAG_SCORE
+
+
+def test_a_fixed_threshold_replaces_the_data_s_own() -> None:
+    rows = [_row(0, -0.5, "ab", "a"), _row(1, -0.2, "ab", "b")]
+    assert [m.id for m in find_misaligned(rows, MisalignOptions(threshold=-0.3)).flagged] == ["r0"]
+    assert data_threshold([], MisalignOptions()) == DEFAULT_MAX_FLAG_SCORE

@@ -37,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--snap-s", type=float, default=DEFAULT_ALIGN_SNAP_S,
                    help="furthest a word edge moves out from the characters the model hears to "
                         f"the end of its sound (s, default {DEFAULT_ALIGN_SNAP_S:g}; 0: off)")
+    p.add_argument("--pad-s", type=float, default=0.0,
+                   help="silence added on each side for the model's forward pass (s, default "
+                        "0); helps models that emit a spurious character on the first frame")
     p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
                    help=f"window length for long audio (s, default {DEFAULT_CHUNK_S:g})")
     p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
@@ -91,7 +94,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     out = Path(args.output_dir) if args.output_dir else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    options = AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s), args.snap_s)
+    options = AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s), args.snap_s,
+                           pad_s=args.pad_s)
     aligner = Aligner(args.run, device=args.device, options=options)
     suffix = ALIGN_SUFFIXES[args.format]
     if not many:

@@ -30,9 +30,6 @@ from wavtune.infer.types import TranscribeOptions
 from wavtune.run.directory import CONFIG_FILE, load_run_config
 
 BURST_GAP_S = 0.1  # characters closer than this form one burst
-# silence added on each side before the forward pass (its frames dropped after): models trained
-# on clips that start with speech emit a spurious character on their first frame
-EDGE_PAD_S = 0.25
 
 
 def anchors(timed: ForcedAlignment) -> list[WordSpan]:
@@ -61,6 +58,9 @@ class AlignOptions:
     windows: TranscribeOptions = TranscribeOptions()
     snap_s: float = DEFAULT_ALIGN_SNAP_S
     silence_db: float = DEFAULT_ALIGN_SILENCE_DB  # quieter than this below the loudest: silence
+    # silence added on each side for the forward pass, its frames dropped after (s): a model
+    # trained on clips that start with speech may emit a spurious character on its first frame
+    pad_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Aligner:
         frame's start in seconds ``[frames]`` (long audio in overlapping windows)."""
         rec = self.recognizer
         norm = normalize_waveform(wave) if rec.audio.do_normalize else wave
-        pad = round(EDGE_PAD_S * self.sample_rate)
+        pad = round(self.options.pad_s * self.sample_rate)
         padded = np.concatenate([np.zeros(pad, np.float32), norm, np.zeros(pad, np.float32)])
         logits, starts = rec.timed_logits(padded, self.options.windows)
         starts = starts - pad / self.sample_rate
@@ -141,12 +141,13 @@ class Aligner:
         wave = load_audio(path, self.sample_rate)
         return self.align_wave(wave, text, str(path))
 
-    def align_rows(self, utts: Sequence[Utterance], text_column: str | None = None
-                   ) -> Iterator[RowAlignment]:
+    def align_rows(self, utts: Sequence[Utterance], text_column: str | None = None,
+                   numbers: Sequence[int] | None = None) -> Iterator[RowAlignment]:
         """Every row aligned to its transcript (``text_column``, the run's by default), with the
-        model's greedy transcript; a row that cannot be aligned carries the reason instead."""
+        model's greedy transcript; a row that cannot be aligned carries the reason instead.
+        ``numbers``: each row's 1-based line in its manifest, for messages (default 1, 2, ...)."""
         column = text_column or self.text_column
-        for n, utt in enumerate(utts, 1):
+        for n, utt in zip(numbers or range(1, len(utts) + 1), utts):
             where = f"row {n} (id {utt.id!r})"
             text = utt.label(column) or ""
             try:
