@@ -62,3 +62,26 @@ def test_check_data_align_flags_swapped_transcripts(tmp_path: Path,
     assert {m["id"] for m in found} == {"utt001", "utt006"}
     assert found[0]["score"] <= found[1]["score"]
     assert {m["id"]: m["hypothesis"] for m in found} == {"utt001": "cab", "utt006": "a bad cab"}
+
+
+def test_segment_cuts_a_recording_into_its_utterances(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["a bad cab", "dab", "abc cab", "bad dab"]
+    text = " ".join(lines)
+    sf.write(tmp_path / "long.wav", tone_speech(text, seed=9), SR)
+    (tmp_path / "long.txt").write_text("\n".join([*lines[:3], "cc cc"]) + "\n")
+    code = main(["segment", str(tiny_ctc_run()), str(tmp_path / "long.wav"),
+                 str(tmp_path / "long.txt"), str(tmp_path / "out"), "--min-score", "-1.5"])
+    captured = capsys.readouterr()
+    assert code == 0 and "3 of 4 utterances" in captured.out
+    assert "dropped: long-0004" in captured.err  # the audio says "bad dab", not "cc cc"
+    rows = [json.loads(line) for line in (tmp_path / "out" / "segments.jsonl").read_text()
+            .splitlines()]
+    assert [r["text"] for r in rows] == lines[:3]
+    spans = tone_word_spans(text)
+    firsts = [0, 3, 4]  # index of each utterance's first word in ``spans``
+    lasts = [2, 3, 5]
+    for row, a, b in zip(rows, firsts, lasts):
+        assert abs(row["start"] - spans[a][1]) <= 0.1 and abs(row["end"] - spans[b][2]) <= 0.1
+        clip, rate = sf.read(tmp_path / "out" / row["audio"])
+        assert rate == SR and abs(len(clip) / SR - (row["end"] - row["start"])) < 0.01

@@ -1,4 +1,5 @@
-"""``wavtune align``: forced alignment of known transcripts with a finished CTC run.
+"""``wavtune align`` and ``segment``: forced alignment of known transcripts with a finished CTC
+run, and long recordings cut into utterance clips.
 
 Inputs are checked before the model loads (the run has a model, the audio exists and has a
 readable header, the manifest's rows are valid).
@@ -47,6 +48,59 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                         f"{DEFAULT_CHUNK_OVERLAP_S:g})")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_align)
+    _add_segment(sub)
+
+
+def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "segment", help="cut a long recording with its full transcript into utterance clips",
+        description="Force-align TRANSCRIPT (a text file: one utterance per line, or free text "
+                    "split into sentences) to LONG_AUDIO with RUN's CTC model and write "
+                    "OUT/clips/*.wav and OUT/segments.jsonl (text, start, end, score), keeping "
+                    "the utterances scoring at least --min-score.")
+    p.add_argument("run", help="run directory (a CTC or multi-task run)")
+    p.add_argument("audio", help="the long recording")
+    p.add_argument("transcript", help="its transcript (a text file)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--min-score", type=float, default=float("-inf"),
+                   help="leave out utterances whose mean log-posterior per character is lower "
+                        "(e.g. -1.5; default: keep all)")
+    p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
+                   help=f"window length for the model (s, default {DEFAULT_CHUNK_S:g})")
+    p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
+                   help=f"context on each side of a window (s, default "
+                        f"{DEFAULT_CHUNK_OVERLAP_S:g})")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=cmd_segment)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from wavtune.data.audio import require_audio
+    from wavtune.infer.aligner import Aligner, AlignOptions
+    from wavtune.infer.alignment import AlignmentError
+    from wavtune.infer.loaded import require_model_folder
+    from wavtune.infer.segment import segment_recording, split_utterances, write_segments
+    from wavtune.infer.types import TranscribeOptions
+
+    require_model_folder(args.run)
+    audio = Path(args.audio)
+    require_audio([audio])
+    if not Path(args.transcript).is_file():
+        raise AlignmentError(f"{args.transcript}: transcript file not found")
+    utterances = split_utterances(Path(args.transcript).read_text(encoding="utf-8"))
+    if not utterances:
+        raise AlignmentError(f"{args.transcript}: no utterance in the transcript")
+    aligner = Aligner(args.run, device=args.device,
+                      options=AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s)))
+    segments = segment_recording(aligner, audio, utterances, args.min_score)
+    manifest = write_segments(audio, segments, Path(args.out))
+    for s in segments:
+        if not s.kept:
+            print(f"dropped: {s.id} ({s.start_s:.2f}-{s.end_s:.2f} s, score {s.score:.3f} < "
+                  f"{args.min_score:g}): {s.text}", file=sys.stderr)
+    kept = sum(s.kept for s in segments)
+    print(f"{kept} of {len(segments)} utterances -> {manifest}")
+    return 0
 
 
 def _transcript(value: str) -> str:
