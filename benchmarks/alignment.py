@@ -9,6 +9,10 @@ counts as within tolerance when both its edges are within ``--tolerance-ms`` of 
 scored by ``check-data --align``'s rule (threshold chosen on the data); recall of the swapped rows
 and the share of correct rows flagged.
 
+(c) Segmentation: all test clips joined into one recording of about 5 minutes, its transcript
+given as utterances of 1-4 consecutive clips; an utterance is recovered when ``segment`` finds
+both its ends within 100 ms.
+
     PYTHONPATH=src python benchmarks/alignment.py --run RUN --manifest data/fsdd/test.jsonl
 
 Writes ``benchmarks/results/alignment.json`` and prints the figures.
@@ -20,6 +24,7 @@ import argparse
 import json
 import platform
 import random
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -115,6 +120,37 @@ def mislabelled(aligner: Aligner, utts: list[Utterance], share: float, seed: int
             "false_flags": sorted(flagged - bad), "missed": sorted(bad - flagged)}
 
 
+def segmentation(aligner: Aligner, utts: list[Utterance], tolerance_s: float, seed: int
+                 ) -> dict[str, Any]:
+    """``wavtune segment`` on every clip of ``utts`` joined into one recording (random pauses),
+    read as utterances of 1-4 consecutive clips: the share found within ``tolerance_s`` at
+    both ends."""
+    import soundfile as sf
+
+    from wavtune.infer.segment import segment_recording
+
+    rng = random.Random(seed)
+    order = rng.sample(utts, len(utts))
+    wave, _, edges = concatenation(order, rng, aligner.sample_rate)
+    groups: list[tuple[int, int]] = []
+    while sum(n for _, n in groups) < len(order):
+        start = sum(n for _, n in groups)
+        groups.append((start, min(rng.randint(1, 4), len(order) - start)))
+    lines = [" ".join(u.text or "" for u in order[a : a + n]) for a, n in groups]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "long.wav"
+        sf.write(path, wave, aligner.sample_rate)
+        started = time.perf_counter()
+        found = segment_recording(aligner, path, lines)
+        seconds = time.perf_counter() - started
+    hits = [abs(s.start_s - edges[a][0]) <= tolerance_s
+            and abs(s.end_s - edges[a + n - 1][1]) <= tolerance_s
+            for s, (a, n) in zip(found, groups)]
+    return {"recording_s": round(len(wave) / aligner.sample_rate, 1), "utterances": len(lines),
+            "tolerance_ms": tolerance_s * 1000, "recovered": round(float(np.mean(hits)), 4),
+            "seconds": round(seconds, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a run trained by the FSDD recipe")
@@ -130,8 +166,10 @@ def main() -> None:
     utts = read_manifest(args.manifest)
     edges = boundaries(aligner, utts, args.sequences, args.tolerance_ms / 1000, args.seed)
     swaps = mislabelled(aligner, utts, args.swap_share, args.seed)
+    segments = segmentation(aligner, utts, 0.1, args.seed)
     result = {"run": str(args.run), "manifest": str(args.manifest), "boundaries": edges,
-              "mislabelled": swaps, "seconds": round(time.perf_counter() - started, 1),
+              "mislabelled": swaps, "segment": segments,
+              "seconds": round(time.perf_counter() - started, 1),
               "machine": platform.processor() or platform.machine()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
