@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -36,6 +36,9 @@ from wavtune.decode.greedy import GreedyDecoder
 from wavtune.decode.settings import DecoderSettings
 from wavtune.infer.tuning import DevSet, dev_outputs, grid, score, tune
 from wavtune.run.directory import load_vocab
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import machine_info  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AREA_CODES = ("555", "212", "415", "020", "311", "646", "800", "919")  # first three digits
@@ -144,8 +147,7 @@ def main() -> None:
             "words": sum(len(r.split()) for r in test.references),
             "settings": asdict(beam),
             "model_forward_s": round(forward_s, 1),
-            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'} (shared; "
-            f"timings are noisy)",
+            "machine": machine_info(),
         },
         "results": rows,
     }

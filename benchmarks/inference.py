@@ -33,6 +33,9 @@ from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.infer.recognizer import Recognizer
 from wavtune.infer.windows import plan_batches
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import machine_info  # noqa: E402
+
 RUN_FILES = (
     "config.json",
     "model.safetensors",
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload: dict[str, Any] = {
         "run": str(args.run), "manifest": str(args.manifest), "clips": len(utts),
         "audio_s": round(sum(durations), 2), "threads": args.threads, "repeats": args.repeats,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "machine": machine_info(),
         "parity": [asdict(p) for p in export.meta.parity],
         "results": [asdict(r) for r in results],
         "command": "python benchmarks/inference.py " + " ".join(sys.argv[1:] if argv is None

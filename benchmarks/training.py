@@ -9,13 +9,17 @@ linear warm-up schedule, gradient clipping and epochs on the same data, on the s
   duration-bucketed batches and DataLoader workers.
 
 Corpora: FSDD (real speech, 0.2-2 s) and a synthetic tone corpus with a wide duration spread
-(0.3-10 s, log-uniform, written at 16 kHz so both sides resample). Reported per corpus and side:
-audio-seconds trained per wall second, its ratio, test WER (same greedy decoding code for both),
-padding ratio, data-loading share of step time, peak RSS. Then the peak RSS of the data path over
-N and 10N clips, each in its own process. Results: ``benchmarks/results/training.json``.
+(0.3-10 s, log-uniform, written at 16 kHz so both sides resample); with ``--only base``, the
+``base`` preset (95M parameters) on a long-tailed 1-15 s tone corpus for the same fixed number
+of steps on both sides (``--device cuda --precision bf16`` on a GPU: ``benchmarks/gpu.sh``).
+Reported per corpus and side: audio-seconds trained per wall second, its ratio, test WER (same
+greedy decoding code for both), padding ratio, data-loading share of step time, peak RSS. Then
+the peak RSS of the data path over N and 10N clips, each in its own process. Results:
+``benchmarks/results/training.json``.
 
     python benchmarks/training.py --manifests data/fsdd        # full, ~15 min on 2 idle cores
     python benchmarks/training.py --quick                      # smoke (~2 min; noisy)
+    python benchmarks/training.py --only base --out FILE        # base preset, 20 steps a side
 
 FSDD manifests come from ``--manifests DIR`` (train.jsonl, test.jsonl), else ``data/fsdd`` or
 ``../data/fsdd``, else are prepared from ``--fsdd DIR`` (default ``../shared/data/fsdd``) into the
@@ -41,6 +45,9 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
+sys.path.insert(0, str(ROOT / "benchmarks"))  # machine.py
+from machine import machine_info  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "training.json"
 SMALL_8K = ["model.preset=small", "model.sample_rate=8000",
             "model.overrides={conv_kernel: [10, 4, 4, 2], conv_stride: [5, 4, 4, 2]}"]
@@ -61,6 +68,9 @@ class SideSpec:
     learning_rate: float
     workers: int = 1  # wavtune DataLoader workers (stock: transformers' default, 0)
     seed: int = 0
+    max_steps: int = 0  # > 0: both sides stop after this many optimizer steps
+    precision: str = "no"  # mixed precision on both sides: no, bf16 or fp16
+    device: str = "cpu"  # cpu or cuda, both sides
     extra: list[str] = field(default_factory=list)
 
 
@@ -68,7 +78,7 @@ def config_overrides(spec: SideSpec) -> list[str]:
     """The shared config; the run's batches and data path are set per side."""
     from wavtune.data.manifest import read_manifest
 
-    steps = -(-len(read_manifest(spec.train)) // spec.batch_size) * spec.epochs
+    steps = spec.max_steps or -(-len(read_manifest(spec.train)) // spec.batch_size) * spec.epochs
     return [f"data.train={spec.train}", *spec.model, "model.freeze_feature_encoder=false",
             "model.mask_time_prob=0.05", "model.mask_time_length=2",
             f"train.learning_rate={spec.learning_rate}", "train.lr_scheduler_type=linear",
@@ -76,7 +86,8 @@ def config_overrides(spec: SideSpec) -> list[str]:
             f"train.train_batch_size={spec.batch_size}", f"train.seed={spec.seed}",
             "train.logging_steps=5", "train.max_grad_norm=1.0", "train.weight_decay=0.0",
             f"train.output_dir={Path(spec.out) / 'run'}", "train.overwrite_output_dir=true",
-            "train.device=cpu", *spec.extra]
+            f"train.device={spec.device}", f"train.max_steps={spec.max_steps}",
+            f"train.mixed_precision={spec.precision}", *spec.extra]
 
 
 def corpus_seconds(manifest: str) -> float:
@@ -106,6 +117,15 @@ def cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def gpu_memory(device: str) -> dict[str, float]:
+    """Peak GPU memory allocated by torch in this process (empty on CPU), MB."""
+    if device != "cuda":
+        return {}
+    import torch
+
+    return {"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+
+
 def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -131,10 +151,16 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
         """Notes the CPU time when the loop ends: publishing (saving, scoring) is not training."""
 
         loop_end_cpu_s = 0.0
+        audio_s = 0.0  # real audio trained, summed over the logged windows
 
         def _publish(self, wall_s: float) -> Any:
             self.loop_end_cpu_s = cpu_s()
             return super()._publish(wall_s)
+
+        def log_window(self, loop: Any, bar: Any = None) -> dict[str, Any] | None:
+            record = super().log_window(loop, bar)
+            self.audio_s = loop.audio_s
+            return record
 
     start, cpu_start = time.perf_counter(), cpu_s()
     trainer = Timed(config, progress=False)
@@ -147,9 +173,10 @@ def run_wavtune(spec: SideSpec) -> dict[str, Any]:
     padding = json.loads(trainer.run.metrics.read_text())["padding_ratio_by_epoch"]
     wer = test_wer(
         trainer.unwrapped, config, trainer.data.vocab, trainer.built.sample_rate, spec.test
-    )
+    ) if spec.test else float("nan")
     return {"train_s": round(train_s, 2), "setup_s": round(setup_s, 2), "steps": result.steps,
-            "cpu_s": round(train_cpu_s, 2),
+            "cpu_s": round(train_cpu_s, 2), "audio_trained_s": round(trainer.audio_s, 1),
+            **gpu_memory(spec.device),
             "padding_ratio": round(float(np.mean(list(padding.values()))), 4),
             "data_share": round(float(np.mean(shares)), 4) if shares else None,
             "test_wer": round(wer, 4), "peak_rss_mb": peak_rss_mb(), "max_batch_seconds": budget}
@@ -236,23 +263,28 @@ def run_stock(spec: SideSpec) -> dict[str, Any]:
                 self.busy += now - self.mark
             self.mark = now
 
-    steps = -(-len(rows) // spec.batch_size) * spec.epochs
+    steps = spec.max_steps or -(-len(rows) // spec.batch_size) * spec.epochs
     args = TrainingArguments(
         output_dir=str(Path(spec.out) / "stock"), per_device_train_batch_size=spec.batch_size,
         num_train_epochs=spec.epochs, learning_rate=spec.learning_rate,
         warmup_steps=max(1, steps // 10), lr_scheduler_type="linear", weight_decay=0.0,
         max_grad_norm=1.0, logging_steps=5, save_strategy="no", eval_strategy="no",
-        report_to="none", use_cpu=True, seed=spec.seed, disable_tqdm=True)
+        report_to="none", use_cpu=spec.device == "cpu", seed=spec.seed, disable_tqdm=True,
+        max_steps=spec.max_steps or -1, bf16=spec.precision == "bf16",
+        fp16=spec.precision == "fp16")
     collator, timer = PaddingCollator(built.feature_extractor), StepTimer()
     trainer = Trainer(model=built.model, args=args, data_collator=collator,
                       train_dataset=StockDataset(rows, built.feature_extractor), callbacks=[timer])
     out = trainer.train()
     train_s, train_cpu_s = time.perf_counter() - start, cpu_s() - cpu_start
-    wer = test_wer(built.model, config, data.vocab, built.sample_rate, spec.test)
+    wer = test_wer(built.model, config, data.vocab, built.sample_rate,
+                   spec.test) if spec.test else float("nan")
     return {
         "train_s": round(train_s, 2),
         "steps": int(out.global_step),
         "cpu_s": round(train_cpu_s, 2),
+        "audio_trained_s": round(collator.real / built.sample_rate, 1),
+        **gpu_memory(spec.device),
         "padding_ratio": round(1 - collator.real / collator.total, 4) if collator.total else 0.0,
         "data_share": round(timer.wait / (timer.wait + timer.busy), 4),
         "test_wer": round(wer, 4),
@@ -309,15 +341,20 @@ def tone_clip(text: str, rng: np.random.Generator, sample_rate: int = 16000) -> 
     return (wave + 0.003 * rng.standard_normal(len(wave))).astype(np.float32)
 
 
-def synthetic_corpus(folder: Path, n_train: int, n_test: int, seed: int = 0) -> tuple[str, str]:
-    """Tone clips with log-uniform durations over 0.3-10 s; train and test manifests."""
+def synthetic_corpus(folder: Path, n_train: int, n_test: int, seed: int = 0,
+                     spread: str = "uniform") -> tuple[str, str]:
+    """Tone clips and their train and test manifests. Durations: log-uniform over 0.3-10 s
+    (``spread="uniform"``), or long-tailed over 1-15 s (``"long-tail"``: log-normal around
+    3 s, most clips short and a few long, as read speech corpora are)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     manifests = []
     for split, count in (("train", n_train), ("test", n_test)):
         rows = []
         for i in range(count):
-            target = float(np.exp(rng.uniform(np.log(0.3), np.log(10.0))))
+            target = (float(np.exp(rng.uniform(np.log(0.3), np.log(10.0))))
+                      if spread == "uniform" else
+                      float(np.clip(np.exp(rng.normal(np.log(3.0), 0.6)), 1.0, 15.0)))
             words: list[str] = []
             while 0.05 + sum(0.16 * len(w) + 0.12 for w in words) < target or not words:
                 words.append("".join(rng.choice(list(LETTERS), size=int(rng.integers(1, 6)))))
@@ -368,9 +405,12 @@ def child(kind: str, payload: dict[str, Any], work: Path) -> dict[str, Any]:
 
 
 def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Path,
-            model: list[str], epochs: int, batch_size: int) -> dict[str, Any]:
+            model: list[str], epochs: int, batch_size: int, max_steps: int = 0
+            ) -> dict[str, Any]:
+    """Both sides on one corpus: ``epochs`` of it, or ``max_steps`` optimizer steps (then the
+    audio each side actually trained on sets its rate; test WER is skipped without ``test``)."""
     seconds = corpus_seconds(train)
-    for path in (train, test):  # both sides start with the audio in the OS page cache
+    for path in filter(None, (train, test)):  # both sides start with the audio in page cache
         from wavtune.data.manifest import read_manifest
 
         for u in read_manifest(path):
@@ -378,16 +418,23 @@ def compare(name: str, train: str, test: str, args: argparse.Namespace, work: Pa
     sides: dict[str, Any] = {}
     for side in ("stock", "wavtune"):
         spec = SideSpec(side, train, test, str(work / f"{name}-{side}"), model, epochs,
-                        batch_size, args.learning_rate, args.workers)
-        print(f"[{name}] training {side} ({epochs} epochs) ...", flush=True)
-        sides[side] = child("side", asdict(spec), work)
-        sides[side]["audio_s_per_s"] = round(seconds * epochs / sides[side]["train_s"], 2)
-        sides[side]["audio_s_per_cpu_s"] = round(seconds * epochs / sides[side]["cpu_s"], 2)
+                        batch_size, args.learning_rate, args.workers, max_steps=max_steps,
+                        precision=args.precision, device=args.device)
+        length = f"{max_steps} steps" if max_steps else f"{epochs} epochs"
+        print(f"[{name}] training {side} ({length}, {args.device}, precision {args.precision})"
+              " ...", flush=True)
+        got = sides[side] = child("side", asdict(spec), work)
+        trained = got["audio_trained_s"] if max_steps else seconds * epochs
+        got["audio_s_per_s"] = round(trained / got["train_s"], 2)
+        got["audio_s_per_cpu_s"] = round(trained / got["cpu_s"], 2)
     ratio = sides["wavtune"]["audio_s_per_s"] / sides["stock"]["audio_s_per_s"]
     cpu_ratio = sides["wavtune"]["audio_s_per_cpu_s"] / sides["stock"]["audio_s_per_cpu_s"]
     return {"clips": sum(1 for _ in open(train)), "train_audio_s": round(seconds, 1),
-            "epochs": epochs, "batch_size": batch_size, **sides, "speedup": round(ratio, 3),
-            "speedup_cpu": round(cpu_ratio, 3)}
+            "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
+            "device": args.device, "precision": args.precision, **sides,
+            "speedup": round(ratio, 3), "speedup_cpu": round(cpu_ratio, 3),
+            "peak_rss_ratio": round(sides["wavtune"]["peak_rss_mb"]
+                                    / sides["stock"]["peak_rss_mb"], 3)}
 
 
 def rss_growth(n: int, work: Path) -> dict[str, Any]:
@@ -452,7 +499,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1.5e-3)
     parser.add_argument("--work", help="work folder (default: a temporary one)")
     parser.add_argument("--only", default="fsdd,synthetic,rss",
-                        help="parts to run, merged into an existing --out file (default: all)")
+                        help="parts to run (fsdd, synthetic, rss, base), merged into an existing "
+                             "--out file (default: fsdd,synthetic,rss)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="both sides")
+    parser.add_argument("--precision", default="no", choices=("no", "bf16", "fp16"),
+                        help="mixed precision, both sides")
+    parser.add_argument("--base-steps", type=int, default=20,
+                        help="optimizer steps of each side in the base part (a multiple of 5)")
+    parser.add_argument("--base-clips", type=int, default=160,
+                        help="clips of the base part's long-tailed 1-15 s corpus")
+    parser.add_argument("--base-preset", default="base",
+                        help="model preset of the base part (tiny: a smoke run)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -478,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {
             "mode": "quick" if q else "full", "command": " ".join([Path(sys.executable).name,
                                                                    *sys.argv]),
-            "machine": {"cpus": os.cpu_count(), "torch_threads": _torch_threads()},
+            "machine": machine_info(),
             "model": SMALL_8K, "corpora": old.get("corpora", {})}
         results.update({k: old[k] for k in ("rss", "rss_n") if k in old})
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,6 +558,14 @@ def main(argv: list[str] | None = None) -> int:
             results["corpora"]["synthetic"] = compare("synthetic", syn_train, syn_test, args,
                                                       work, SMALL_8K, 1 if q else 6, 8)
             save()
+        if "base" in parts:
+            steps = max(5, 5 * round(args.base_steps / 5))  # whole logging windows of 5 steps
+            base_train, _ = synthetic_corpus(work / "base", args.base_clips, 0, seed=2,
+                                             spread="long-tail")
+            results["corpora"]["base"] = compare(
+                "base", base_train, "", args, work, [f"model.preset={args.base_preset}"],
+                1, 8, max_steps=steps)
+            save()
         if "rss" in parts:
             results["rss_n"] = 50 if q else 300
             results["rss"] = rss_growth(results["rss_n"], work)
@@ -508,12 +573,6 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results))
         print(f"\n{results['mode']} run in {results['wall_s'] / 60:.1f} min; written to {out}")
     return 0
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
 
 
 if __name__ == "__main__":

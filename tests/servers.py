@@ -22,11 +22,21 @@ import soundfile as sf
 @contextmanager
 def running_server(run_dir: Path, **options: Any) -> Iterator[str]:
     """Serve ``run_dir`` (``options``: ServeOptions fields) on a free port; yields the base URL."""
-    import uvicorn
-
     from wavtune.deploy.serve import ServeOptions, create_app
 
     app = create_app(run_dir, ServeOptions(**options))
+    try:
+        with serving(app) as base:
+            yield base
+    finally:
+        app.state.batcher.close()
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free port of 127.0.0.1; yields the base URL."""
+    import uvicorn
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; no race with other tests
@@ -65,23 +75,28 @@ def multipart(data: bytes, filename: str = "clip.wav", field: str = "file",
     )
 
 
-def request(url: str, body: bytes | None = None, content_type: str | None = None,
-            timeout: float = 120) -> tuple[int, Any]:
-    """(status, parsed JSON or text) of a GET (no body) or POST."""
-    headers = {"Content-Type": content_type} if content_type else {}
-    req = urllib.request.Request(url, data=body, headers=headers)
+def exchange(url: str, body: bytes | None = None, content_type: str | None = None,
+             timeout: float = 120, headers: dict[str, str] | None = None, method: str | None = None
+             ) -> tuple[int, Any, Any]:
+    """(status, parsed JSON or text, response headers) of a GET (no body) or POST."""
+    sent = {**({"Content-Type": content_type} if content_type else {}), **(headers or {})}
+    req = urllib.request.Request(url, data=body, headers=sent, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            status, raw, kind = (
-                response.status,
-                response.read(),
-                response.headers.get_content_type(),
-            )
+            status, raw, got = response.status, response.read(), response.headers
     except urllib.error.HTTPError as e:
-        status, raw, kind = e.code, e.read(), e.headers.get_content_type()
-    return status, json.loads(raw) if kind == "application/json" else raw.decode()
+        status, raw, got = e.code, e.read(), e.headers
+    parsed = json.loads(raw) if got.get_content_type() == "application/json" else raw.decode()
+    return status, parsed, got
 
 
-def upload(base: str, data: bytes, query: str = "", **kwargs: str) -> tuple[int, Any]:
+def request(url: str, body: bytes | None = None, content_type: str | None = None,
+            timeout: float = 120, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of a GET (no body) or POST."""
+    return exchange(url, body, content_type, timeout, headers)[:2]
+
+
+def upload(base: str, data: bytes, query: str = "", headers: dict[str, str] | None = None,
+           **kwargs: str) -> tuple[int, Any]:
     body, content_type = multipart(data, **kwargs)
-    return request(f"{base}/transcribe{query}", body, content_type)
+    return request(f"{base}/transcribe{query}", body, content_type, headers=headers)

@@ -174,20 +174,35 @@ def test_a_second_training_run_reads_the_shared_cache_without_decoding(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from factories import tiny_overrides
 
+    import wavtune.checks.rows as rows
     from wavtune.config import load_config
     from wavtune.train.trainer import Trainer
 
     manifest = write_corpus(tmp_path / "data", VARIED)
     decoder = CountingDecoder()
     monkeypatch.setattr(audiocache, "decode", decoder)  # what the Trainer's cache build calls
+    checked: list[Path] = []
+
+    def checks_decode(path: Path, *args: object) -> Waveform:
+        checked.append(Path(path))
+        return load_audio(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rows, "load_audio", checks_decode)  # the data checks' decoding
     calls = []
     for name in ("first", "second"):
         overrides = tiny_overrides(tmp_path / name, manifest, steps=2) + [
             f"data.cache_dir={tmp_path / 'cache'}", "train.eval_steps=2"]
         trainer = Trainer(load_config(None, overrides), progress=False)
-        assert trainer.train_set.cache is not None
+        cache = trainer.train_set.cache
+        assert cache is not None
+        for i, utt in enumerate(trainer.train_set.utterances):  # as decoding at the model's rate
+            np.testing.assert_array_equal(cache[i], load_audio(utt.audio, cache.sample_rate))
         trainer.fit()
         calls.append(decoder.calls)
-    assert calls == [len(VARIED), len(VARIED)]  # train and eval share one cache; run 2 decodes none
+    # the cache took every clip from the checks' decoding (the first run) or found the first
+    # run's cache (the second): only the checks decoded
+    assert calls == [0, 0]
+    assert set(checked) == {u.audio for u in read_manifest(manifest)}
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith("spool-")]
     assert len(list((tmp_path / "cache").iterdir())) == 1
     assert not (tmp_path / "first" / "run" / "audio-cache").exists()  # cache_dir was honoured

@@ -50,3 +50,37 @@ def test_the_padding_collator_pads_like_the_stock_recipe() -> None:
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["labels"].tolist() == [[1, 2], [3, -100]]
     assert collate.real == 8 and collate.total == 10
+
+
+def test_the_long_tailed_corpus_stays_within_1_to_15_s(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    bench = _benchmark()
+    train, _ = bench.synthetic_corpus(tmp_path / "tail", 40, 0, seed=3, spread="long-tail")
+    seconds = [sf.info(json.loads(line)["audio"]).duration
+               for line in Path(train).read_text().splitlines()]
+    assert min(seconds) >= 0.9 and max(seconds) <= 16.0  # 1-15 s targets, whole words
+    assert sorted(seconds)[len(seconds) // 2] < sum(seconds) / len(seconds)  # a long tail
+
+
+def test_gpu_script_dry_run_trains_both_sides_for_the_same_steps(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    out = tmp_path / "gpu.json"
+    script = BENCHMARK.parent / "gpu.sh"
+    env = {**os.environ, "GPU_DRY_RUN_OUT": str(out), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(["bash", str(script), "--dry-run"], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    base = results["corpora"]["base"]
+    assert base["max_steps"] == 5 and base["device"] == "cpu"
+    for side in ("stock", "wavtune"):
+        assert base[side]["steps"] == 5 and base[side]["audio_trained_s"] > 0
+        assert base[side]["audio_s_per_s"] > 0 and base[side]["peak_rss_mb"] > 0
+    assert base["speedup"] > 0 and base["peak_rss_ratio"] > 0
+    assert results["machine"]["cpu"] and "vector_extensions" in results["machine"]
+    bad = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True,
+                         check=False)
+    assert bad.returncode == 2 and "usage" in bad.stderr

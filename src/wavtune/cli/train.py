@@ -23,13 +23,27 @@ def run_config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def resume_of(args: argparse.Namespace, config: Config) -> bool:
+    """Whether this ``train``/``pretrain`` call continues from a checkpoint (``--resume``,
+    ``--resume auto``: see :func:`wavtune.run.directory.resume_wanted`)."""
+    from wavtune.run.directory import RunError, resume_wanted
+
+    if args.resume and args.overwrite:
+        raise RunError("--resume and --overwrite contradict each other: --overwrite deletes "
+                         "the run that --resume would continue; pass one of them")
+    return resume_wanted(config.train.output_dir, args.resume,
+                         is_main=os.environ.get("RANK", "0") == "0")
+
+
 def add_run_options(p: argparse.ArgumentParser, example_set: str) -> None:
     """The options every command that writes a run directory shares."""
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help=f"override a config value, e.g. --set {example_set} (repeatable)")
     p.add_argument("--output-dir", help="run directory (same as --set train.output_dir=...)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run directory's latest checkpoint")
+    p.add_argument("--resume", nargs="?", const="latest", choices=("latest", "auto"),
+                   help="continue from the run directory's latest valid checkpoint; "
+                   "'--resume auto': continue when the run has a checkpoint, start from step 0 "
+                   "otherwise (for schedulers that re-run the command, e.g. Slurm --requeue)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing, non-empty run directory first")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -40,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from wavtune.train.trainer import train
 
     config = run_config(args)
-    result = train(config, resume=args.resume, progress=not args.quiet)
+    result = train(config, resume=resume_of(args, config), progress=not args.quiet)
     if result.is_main:  # one writer: the other processes of a torchrun job skip the reports
         write_run_reports(result.run_dir)
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 reports

@@ -14,6 +14,7 @@ Scheduler = Literal["linear", "cosine", "constant", "tri_stage"]
 Precision = Literal["no", "fp16", "bf16"]
 EvalStrategy = Literal["steps", "epoch"]
 OnError = Literal["fail", "skip"]
+Tracker = Literal["tensorboard", "wandb", "mlflow"]
 
 
 class ConfigError(WavtuneError, ValueError):
@@ -153,6 +154,10 @@ class TrainConfig:
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
     max_batch_size: int = 0  # with max_batch_seconds: at most this many clips a batch (0: no cap)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # live curves in these trackers, each an extra (pip install 'wavtune[tensorboard]'); files
+    # under RUN/tracking/
+    report_to: list[Tracker] = field(default_factory=list)
+    tracker_project: str = "wavtune"  # W&B project, MLflow experiment, TensorBoard subfolder
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
-"""Padding a list of examples into a batch: zero-padded audio, attention mask, -100 labels."""
+"""Padding a list of examples into a batch: the model's inputs (zero-padded audio, or fbank
+features, by its front end), attention mask, -100 labels."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from wavtune.data.dataset import Example
+from wavtune.data.frontend import WAVEFORM, FrontEnd
 
 IGNORE_INDEX = -100  # label padding ignored by transformers' CTC loss
 
@@ -17,11 +20,12 @@ class Batch:
     """Tensors for one forward pass."""
 
     ids: tuple[str, ...]
-    input_values: torch.Tensor  # [batch, samples] float32, zero-padded
-    attention_mask: torch.Tensor  # [batch, samples] int64, 1 on real samples
+    input_values: torch.Tensor  # [batch, samples] float32 zero-padded, or [batch, frames, dims]
+    attention_mask: torch.Tensor  # [batch, samples or frames] int64, 1 on real ones
     labels: torch.Tensor | None  # [batch, max_label_len] int64, IGNORE_INDEX-padded
     class_labels: torch.Tensor | None = None  # [batch, heads] int64, IGNORE_INDEX: no label
     dropped: tuple[tuple[str, str], ...] = ()  # (id, reason) of clips that failed to decode
+    input_name: str = "input_values"  # the model keyword of input_values (or input_features)
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
@@ -31,6 +35,7 @@ class Batch:
             None if self.labels is None else self.labels.to(device),
             None if self.class_labels is None else self.class_labels.to(device),
             self.dropped,
+            self.input_name,
         )
 
     def pin_memory(self) -> Batch:
@@ -42,13 +47,14 @@ class Batch:
             None if self.labels is None else self.labels.pin_memory(),
             None if self.class_labels is None else self.class_labels.pin_memory(),
             self.dropped,
+            self.input_name,
         )
 
     def model_inputs(
         self, use_attention_mask: bool, with_labels: bool = True
     ) -> dict[str, torch.Tensor]:
         """Keyword arguments for a transformers CTC model."""
-        inputs = {"input_values": self.input_values}
+        inputs = {self.input_name: self.input_values}
         if use_attention_mask:
             inputs["attention_mask"] = self.attention_mask
         if with_labels and self.labels is not None:
@@ -57,7 +63,7 @@ class Batch:
 
     @property
     def num_samples(self) -> int:
-        """Real (unpadded) audio samples in the batch."""
+        """Real (unpadded) input positions in the batch (samples, or fbank frames)."""
         return int(self.attention_mask.sum())
 
 
@@ -67,18 +73,19 @@ class Collator:
 
     pad_to_multiple_of: int = 1
     with_labels: bool = True
+    front_end: FrontEnd = WAVEFORM  # the model's: waveform or fbank inputs
 
     def __call__(self, examples: Sequence[Example]) -> Batch:
         if not examples:
             raise ValueError("cannot collate an empty batch")
-        longest = max(len(e.input_values) for e in examples)
-        longest = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        audio = torch.zeros(len(examples), longest, dtype=torch.float32)
-        mask = torch.zeros(len(examples), longest, dtype=torch.long)
-        for i, e in enumerate(examples):
-            n = len(e.input_values)
-            audio[i, :n] = torch.from_numpy(e.input_values)
-            mask[i, :n] = 1
+        waves = [e.input_values for e in examples]
+        longest = max(len(w) for w in waves)
+        extra = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of - longest
+        if extra and self.front_end.extractor is None:  # pads the batch, not the clip
+            waves[0] = np.pad(waves[0], (0, longest + extra - len(waves[0])))
+        inputs, mask = self.front_end(waves)
+        if extra and self.front_end.extractor is None:
+            mask[0, len(examples[0].input_values):] = 0
         labels = None
         if self.with_labels:
             width = max((len(e.labels) for e in examples), default=0)
@@ -88,4 +95,5 @@ class Collator:
         class_labels = None
         if examples[0].class_labels:
             class_labels = torch.tensor([e.class_labels for e in examples], dtype=torch.long)
-        return Batch(tuple(e.id for e in examples), audio, mask, labels, class_labels)
+        return Batch(tuple(e.id for e in examples), inputs, mask, labels, class_labels,
+                     input_name=self.front_end.input_name)

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.data.augment import Augmenter
 from wavtune.data.cache import AudioCache
+from wavtune.data.frontend import WAVEFORM, FrontEnd
 from wavtune.data.labels import LabelSet
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer
@@ -34,6 +35,7 @@ class AudioSettings:
 
     sample_rate: int
     do_normalize: bool = True
+    front_end: FrontEnd = WAVEFORM  # how a batch of waveforms becomes model inputs
 
 
 class SpeechDataset(Dataset[Example]):

@@ -7,18 +7,22 @@ multi-task and classification runs, and the duration. ``GET /health`` describes 
 FastAPI's. This module imports FastAPI at the top: import it only when serving
 (:mod:`wavtune.cli.serve` does so lazily and says how to install the extra).
 
-Concurrency: uploads are received and decoded concurrently, but the model runs one request at a
-time: a lock serialises forward passes in a worker thread, so the event loop keeps accepting
-requests (and answering ``/health``) while a clip is transcribed, and torch is never entered
-from two threads at once. Requests queue on the lock in arrival order.
+Concurrency: uploads are received and decoded concurrently; the model runs in one worker thread
+that collects concurrent requests into micro-batches (:mod:`wavtune.deploy.batcher`: up to
+``max_batch`` clips within ``batch_window_ms``, one padded forward pass), so the event loop keeps
+accepting requests while clips are transcribed and torch is never entered from two threads.
+The queue is bounded (503 with ``Retry-After`` when full), each request has a timeout (504),
+audio has a duration limit (413). ``GET /metrics`` is Prometheus text; every response carries
+an ``X-Request-ID``; with an API key every endpoint but ``/health`` needs it
+(:mod:`wavtune.deploy.access`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,20 +32,32 @@ import numpy as np
 import soundfile as sf
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from wavtune import __version__
 from wavtune.data.audio import Waveform, resample
 from wavtune.decode.runfile import load_decoding
+from wavtune.deploy import metrics as prom
+from wavtune.deploy.access import Access
+from wavtune.deploy.batcher import MicroBatcher, QueueFull
+from wavtune.deploy.limits import (
+    DEFAULT_BATCH_WINDOW_MS,
+    DEFAULT_MAX_AUDIO_S,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_TIMEOUT_S,
+    RETRY_AFTER_S,
+)
 from wavtune.infer.classifier import Classifier
 from wavtune.infer.recognizer import Recognizer
 from wavtune.infer.types import LabelScores, TranscribeOptions, Transcript
 from wavtune.model.families import geometry_of
 from wavtune.run.directory import RunError
 
-DEFAULT_MAX_UPLOAD_MB = 25.0
 MB = 1024 * 1024
 FORMATS_HINT = "WAV, FLAC, OGG/Opus or MP3"
 
@@ -101,15 +117,17 @@ class ErrorResponse(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": why} for code, why in (
-        (400, "empty or too short audio"), (413, "upload over the size limit"),
-        (415, "not decodable audio"), (422, "no 'file' field in the form"))
+        (400, "empty or too short audio"), (401, "missing or wrong API key"),
+        (413, "upload over the size or duration limit"), (415, "not decodable audio"),
+        (422, "no 'file' field in the form"), (503, "queue full: retry after Retry-After s"),
+        (504, "not answered within the server's --timeout-s"))
 }
 
 
 # --- the model behind the service -------------------------------------------------------------
 
 class ServiceModel:
-    """A run loaded once; :meth:`run` is called under the service's lock."""
+    """A run loaded once; :meth:`run_batch` is called from the batcher's worker thread only."""
 
     def __init__(self, run_dir: Path, device: str, options: TranscribeOptions) -> None:
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) \
@@ -143,6 +161,19 @@ class ServiceModel:
                       label_heads={s.column: list(s.labels) for s in self.loaded.label_sets},
                       device=device, max_upload_mb=max_upload_mb, version=__version__)
 
+    def run_batch(self, items: Sequence[tuple[Waveform, int]]) -> list[Transcript]:
+        """Transcripts of (waveform, top_k) requests: clips within one window in one padded
+        forward pass, longer clips (and classification runs) one at a time."""
+        window = int(self.options.chunk_s * self.sample_rate)
+        short = [i for i, (w, _) in enumerate(items) if len(w) <= window]
+        out: list[Transcript | None] = [None] * len(items)
+        if self.recognizer is not None and len(short) > 1:
+            batch = self.recognizer.transcripts_of_short_arrays(
+                [items[i][0] for i in short], [items[i][1] for i in short], self.options)
+            for i, t in zip(short, batch):
+                out[i] = t
+        return [t if t is not None else self.run(*items[i]) for i, t in enumerate(out)]
+
     def run(self, wave: Waveform, top_k: int) -> Transcript:
         if self.recognizer is not None:
             return self.recognizer.transcript_of_array(wave, "upload", self.options, top_k)
@@ -151,12 +182,18 @@ class ServiceModel:
         return Transcript("upload", "", len(wave) / self.sample_rate, labels)
 
 
-def decode_upload(data: BinaryIO, name: str, sample_rate: int) -> Waveform:
+def decode_upload(data: BinaryIO, name: str, sample_rate: int,
+                  max_audio_s: float = float("inf")) -> Waveform:
     """Mono float32 at ``sample_rate`` from an uploaded file object; HTTPException 415 when
-    libsndfile cannot read it, 400 when it holds no samples."""
+    libsndfile cannot read it, 400 when it holds no samples, 413 when it is longer than
+    ``max_audio_s`` (decided from the header, before the samples are read)."""
     try:
         with sf.SoundFile(data) as f:
             orig_sr = int(f.samplerate)
+            if f.frames > max_audio_s * orig_sr:
+                raise HTTPException(413, f"{name}: {f.frames / orig_sr:.1f} s of audio is over "
+                                         f"the server's limit of {max_audio_s:g} s "
+                                         f"(--max-audio-s); send a shorter clip")
             samples = f.read(dtype="float32", always_2d=True)  # [samples, channels]
     except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
         reason = str(e).rpartition(": ")[2] or type(e).__name__  # drop the temp file's name
@@ -245,6 +282,13 @@ class ServeOptions:
     device: str = "cpu"
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    max_audio_s: float = DEFAULT_MAX_AUDIO_S
+    max_batch: int = DEFAULT_MAX_BATCH
+    batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS
+    max_queue: int = DEFAULT_MAX_QUEUE
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    api_key: str | None = None  # every endpoint but /health needs 'Authorization: Bearer KEY'
+    cors_origins: tuple[str, ...] = ()  # CORS off unless given
 
 
 def page_html() -> str:
@@ -253,16 +297,36 @@ def page_html() -> str:
 
 
 def create_app(run_dir: str | Path, options: ServeOptions = ServeOptions()) -> FastAPI:
-    """The service for the finished run in ``run_dir`` (loaded now, once)."""
+    """The service for the finished run in ``run_dir`` (loaded now, once). ``app.state.batcher``
+    runs the model; close it (``app.state.batcher.close()``) after the server has stopped."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise RunError(f"{run_dir}: no config.json; is this a finished wavtune run directory?")
     model = ServiceModel(run_dir, options.device, options.transcribe)
-    lock = threading.Lock()
-    page = page_html()
+    metrics = prom.ServiceMetrics()
+    batcher: MicroBatcher[tuple[Waveform, int], Transcript] = MicroBatcher(
+        model.run_batch, options.max_batch, options.batch_window_ms / 1000, options.max_queue,
+        on_batch=metrics.batch)
+    metrics.queue_depth = lambda: batcher.depth
     app = FastAPI(title="wavtune", version=__version__,
                   description=f"Speech recognition and audio classification with the wavtune run "
                               f"'{model.name}' ({model.loaded.kind}).")
+    app.state.batcher = batcher
+    _add_pages(app, model, options, metrics)
+    _add_transcribe(app, model, options, batcher, metrics)
+    app.add_middleware(UploadLimit, max_bytes=int(options.max_upload_mb * MB))
+    if options.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(Access, metrics=metrics, api_key=options.api_key)
+    return app
+
+
+def _add_pages(app: FastAPI, model: ServiceModel, options: ServeOptions,
+               metrics: prom.ServiceMetrics) -> None:
+    page = page_html()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -280,6 +344,15 @@ def create_app(run_dir: str | Path, options: ServeOptions = ServeOptions()) -> F
     async def health() -> Health:
         return model.health(options.device, options.max_upload_mb)
 
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics_text() -> PlainTextResponse:
+        """Prometheus text format: requests, latency, queue depth, batch sizes, audio seconds."""
+        return PlainTextResponse(metrics.render(), media_type=prom.CONTENT_TYPE)
+
+
+def _add_transcribe(app: FastAPI, model: ServiceModel, options: ServeOptions,
+                    batcher: MicroBatcher[tuple[Waveform, int], Transcript],
+                    metrics: prom.ServiceMetrics) -> None:
     @app.post("/transcribe", response_model=TranscribeResponse, response_model_exclude_none=False,
               responses=ERRORS)
     async def transcribe(
@@ -292,18 +365,19 @@ def create_app(run_dir: str | Path, options: ServeOptions = ServeOptions()) -> F
         if file.file.tell() == 0:
             raise HTTPException(400, f"{name}: the upload is empty")
         file.file.seek(0)
-        wave = await run_in_threadpool(decode_upload, file.file, name, model.sample_rate)
+        wave = await run_in_threadpool(decode_upload, file.file, name, model.sample_rate,
+                                       options.max_audio_s)
         if len(wave) < model.min_samples:
             raise HTTPException(400, f"{name}: {len(wave) / model.sample_rate * 1000:.0f} ms of "
                                      f"audio is too short for the model (it needs at least "
                                      f"{model.min_samples / model.sample_rate * 1000:.0f} ms)")
-
-        def work() -> Transcript:
-            with lock:  # one forward pass at a time (see the module docstring)
-                return model.run(wave, top_k)
-
-        result = await run_in_threadpool(work)
+        try:
+            result = await batcher.submit((wave, top_k), options.timeout_s)
+        except QueueFull as e:
+            raise HTTPException(503, f"the server is busy ({e}); retry after {RETRY_AFTER_S} s",
+                                headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+        except asyncio.TimeoutError:
+            raise HTTPException(504, f"{name}: not transcribed within the server's "
+                                     f"{options.timeout_s:g} s (--timeout-s)") from None
+        metrics.audio(result.duration_s)
         return response_of(result, model.recognizer is None, chars, model.name)
-
-    app.add_middleware(UploadLimit, max_bytes=int(options.max_upload_mb * MB))
-    return app

@@ -46,8 +46,9 @@ class LabelHeads:
         pieces = max(1, round(len(wave) / (chunk_s * self.run.audio.sample_rate)))
         total = [np.zeros(len(s)) for s in self.run.label_sets]  # [heads][labels]
         for piece in np.array_split(wave, pieces):  # about chunk_s each, none of them a sliver
-            x = torch.from_numpy(np.ascontiguousarray(piece))[None].to(self.run.device)
-            out = self.run.model(input_values=x)
+            front = self.run.audio.front_end  # waveform or fbank input, as the family reads
+            inputs, _ = front([piece])
+            out = self.run.model(**{front.input_name: inputs.to(self.run.device)})
             logits = (out.logits,) if self.run.kind == "classify" else out.head_logits
             probs = self.probabilities([h[0].float().cpu().numpy() for h in logits])
             total = [t + p * len(piece) for t, p in zip(total, probs)]

@@ -42,8 +42,11 @@ def _loader(dataset: SpeechDataset, batch_size: int, num_workers: int,
     """Length-sorted batches. ``on_error`` (data.on_error, during training): a clip that fails to
     decode is left out, its id and reason in ``Batch.dropped`` ('skip'), or fatal with the row
     and the fix ('fail'); None: the plain AudioError."""
+    front_end = dataset.audio.front_end
+    # a padding-sensitive family (the registry's word) is batched one clip at a time
+    batch_size = min(batch_size, front_end.max_batch or batch_size)
     sampler = DurationBatchSampler(dataset.durations(), batch_size=batch_size, shuffle=False)
-    collate = Collator(with_labels=dataset.vocab is not None)
+    collate = Collator(with_labels=dataset.vocab is not None, front_end=front_end)
     items: Dataset[Any] = (dataset if on_error is None
                            else SkippingDataset(dataset, on_error, "evaluation"))
     return DataLoader(items, batch_sampler=sampler,

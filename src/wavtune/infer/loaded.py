@@ -11,6 +11,7 @@ from wavtune.data.dataset import AudioSettings
 from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
 from wavtune.model.build import model_kind
+from wavtune.model.families import front_end_of
 from wavtune.run.directory import CONFIG_FILE, RunError, load_run_config, load_vocab
 
 
@@ -69,6 +70,7 @@ class LoadedRun:
         self.vocab: Vocabulary | None = load_vocab(run_dir) if has_ctc else None
         self.label_sets = label_sets_of(self.model, run_dir)
         fe = AutoFeatureExtractor.from_pretrained(str(run_dir))
-        self.audio = AudioSettings(int(fe.sampling_rate), bool(fe.do_normalize))
+        self.audio = AudioSettings(int(fe.sampling_rate), bool(getattr(fe, "do_normalize", False)),
+                                   front_end_of(self.model.config, fe))
         self.use_attention_mask = bool(fe.return_attention_mask)
         self.device = device

@@ -28,7 +28,6 @@ from wavtune.infer.windows import (
     iter_file_blocks,
     iter_windows,
     normalized,
-    pad_batch,
     plan_batches,
     stream_stats,
     trim,
@@ -102,15 +101,16 @@ class Recognizer:
     def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
         """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
         run as one zero-padded batch."""
+        front = self.audio.front_end
+        if len(waves) > 1 and front.padding_sensitive:  # the registry: padding leaks, go alone
+            return [self.forward_batch([w])[0] for w in waves]
+        inputs, mask = front(waves)
         if len(waves) == 1:  # no padding: the model sees exactly the clip
-            x = torch.from_numpy(np.ascontiguousarray(waves[0]))[None].to(self.device)
-            return [self.model(input_values=x).logits[0].float().cpu().numpy()]
-        audio, mask = pad_batch(waves)
-        inputs = {"input_values": torch.from_numpy(audio).to(self.device)}
-        if self.use_attention_mask:
-            inputs["attention_mask"] = torch.from_numpy(mask).to(self.device)
-        logits = self.model(**inputs).logits.float().cpu().numpy()  # [batch, frames, vocab]
-        frames = self.model._get_feat_extract_output_lengths(torch.from_numpy(mask.sum(-1)))
+            kwargs = {front.input_name: inputs.to(self.device)}
+            return [self.model(**kwargs).logits[0].float().cpu().numpy()]
+        kwargs = front.model_inputs(inputs.to(self.device), mask.to(self.device))
+        logits = self.model(**kwargs).logits.float().cpu().numpy()  # [batch, frames, vocab]
+        frames = self.model._get_feat_extract_output_lengths(mask.sum(-1))
         return [logits[i, : int(n)] for i, n in enumerate(frames)]
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
@@ -132,6 +132,29 @@ class Recognizer:
                   if self.heads is not None else ())
         return Transcript(source, self.decoder.decode(logits).text,
                           len(wave) / self.audio.sample_rate, labels, timed.words, timed.chars)
+
+    def transcripts_of_short_arrays(self, waves: Sequence[Waveform], top_ks: Sequence[int],
+                                    options: TranscribeOptions = TranscribeOptions()
+                                    ) -> list[Transcript]:
+        """:meth:`transcript_of_array` of clips no longer than one window (``chunk_s``), run as
+        one length-sorted, padded batch (the service's micro-batches); results in input order."""
+        norms = [normalize_waveform(w) if self.audio.do_normalize else w for w in waves]
+        order = sorted(range(len(norms)), key=lambda i: len(norms[i]))
+        sorted_logits = self.forward_batch([norms[i] for i in order])
+        logits: list[npt.NDArray[np.float32]] = [sorted_logits[0]] * len(norms)
+        for rank, i in enumerate(order):
+            logits[i] = sorted_logits[rank]
+        out = []
+        for wave, norm, scores, k in zip(waves, norms, logits, top_ks):
+            timed = self.align(
+                scores, np.arange(len(scores), dtype=np.float64) * self.frame_s, wave
+            )
+            labels = (self._labels(self.heads.of_wave(norm, options.chunk_s), k)
+                      if self.heads is not None else ())
+            out.append(Transcript("upload", self.decoder.decode(scores).text,
+                                  len(wave) / self.audio.sample_rate, labels, timed.words,
+                                  timed.chars))
+        return out
 
     def align(self, logits: npt.NDArray[np.float32],
               frame_starts_s: npt.NDArray[np.float64] | None = None,

@@ -31,9 +31,10 @@ from transformers import (
 
 from wavtune.config import Config, HeadsConfig, ModelConfig
 from wavtune.constants import SAMPLE_RATE
+from wavtune.data.frontend import FrontEnd
 from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
-from wavtune.model.families import ModelError, family, family_of, geometry_of
+from wavtune.model.families import ModelError, family, family_of, front_end_of, geometry_of
 
 # ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
 _OPTIONAL_FIELDS = (
@@ -77,6 +78,11 @@ class BuiltModel:
     def uses_attention_mask(self) -> bool:
         return bool(self.feature_extractor.return_attention_mask)
 
+    @property
+    def front_end(self) -> FrontEnd:
+        """How batches become this model's inputs (waveform or fbank; the family's)."""
+        return front_end_of(self.model.config, self.feature_extractor)
+
 
 def samples_per_frame(config: PretrainedConfig) -> int:
     """Input samples per output frame of any model wavtune builds, e.g. 320."""
@@ -107,12 +113,9 @@ def _head_fields(cfg: ModelConfig, vocab: Vocabulary) -> dict[str, Any]:
 
 def default_feature_extractor(config: PretrainedConfig, sample_rate: int = SAMPLE_RATE
                               ) -> Wav2Vec2FeatureExtractor:
-    # Models whose conv stack uses group norm were pre-trained on unpadded audio and must not be
-    # given an attention mask (transformers' docs); layer-norm models need one.
-    return Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=sample_rate, padding_value=0.0, do_normalize=True,
-        return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer",
-    )
+    """The family's feature extractor for a model without a saved one (the registry's)."""
+    fe: Wav2Vec2FeatureExtractor = family_of(config).default_feature_extractor(config, sample_rate)
+    return fe
 
 
 def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
@@ -158,6 +161,8 @@ def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_enco
 def build_model(config: Config, vocab: Vocabulary | None,
                 label_sets: Sequence[LabelSet] = ()) -> BuiltModel:
     """The model ``config.task`` calls for, heads sized to ``vocab`` and ``label_sets``."""
+    if not config.model.name_or_path:
+        family(config.model.arch).check_task(config.task)
     if config.task == "ctc":
         if vocab is None:
             raise ModelError("task ctc needs a vocabulary")
@@ -214,6 +219,8 @@ def pretrained_feature_extractor(cfg: ModelConfig, config: PretrainedConfig
 
 def _finish(model: PreTrainedModel, fe: Wav2Vec2FeatureExtractor, cfg: ModelConfig) -> BuiltModel:
     family_of(model.config)  # a family wavtune knows how to feed, or a clear error now
+    if model_kind(model) != "ctc":
+        family_of(model.config).check_task(model_kind(model))
     if cfg.gradient_checkpointing:
         # transformers 5 renamed it; the old name still works but warns
         enable = getattr(model, "activation_checkpointing_enable", None)

@@ -1,10 +1,12 @@
 """The model-family registry: what wavtune needs to know about each encoder family, in one place.
 
-A family is a transformers ``model_type`` (``wav2vec2``, ``hubert``, ...). Its entry says what
-the encoder reads (a raw waveform today), how output frames follow from input samples (the conv
-feature encoder's kernels and strides), which random-init presets are valid for it, which
-modules LoRA targets and which class has a self-supervised pre-training head. Code elsewhere asks
-the registry (:func:`family_of`) instead of branching on the family.
+A family is a transformers ``model_type`` (``wav2vec2``, ``hubert``, ``wav2vec2-bert``, ...). Its
+entry says what the encoder reads (a raw waveform, or fbank features for Wav2Vec2-BERT), how
+output frames follow from input samples (conv strides; fbank hop, stacking and adapter stride),
+whether padding changes its outputs (then inference batches clips alone), which random-init
+presets are valid for it, which tasks and exports it supports, which modules LoRA targets and
+which class has a self-supervised pre-training head. Code elsewhere asks the registry
+(:func:`family_of`, :func:`front_end_of`) instead of branching on the family.
 
 Adding a family: one :class:`Family` entry in :data:`FAMILIES` (and a smoke test).
 """
@@ -15,12 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, SeamlessM4TFeatureExtractor, Wav2Vec2FeatureExtractor
 
-from wavtune.data.frames import FrameGeometry, conv_geometry
+from wavtune.constants import SAMPLE_RATE
+from wavtune.data.frames import FrameGeometry, conv_geometry, fbank_geometry
+from wavtune.data.frontend import FrontEnd
 from wavtune.errors import WavtuneError
 
-InputKind = Literal["waveform"]  # what the encoder reads: ``input_values`` [batch, samples]
+# what the encoder reads: ``input_values`` [batch, samples] or ``input_features``
+# [batch, frames, 160]
+InputKind = Literal["waveform", "features"]
+TASKS = ("ctc", "classify", "multitask")
 
 
 class ModelError(WavtuneError, ValueError):
@@ -56,8 +63,29 @@ WAV2VEC2_PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Random-init sizes of Wav2Vec2-BERT (fbank front end, conformer layers, conv adapter). Frames:
+# 10 ms fbank hop * 2 stacked * adapter stride 2 = 40 ms per CTC frame.
+W2V_BERT_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        output_hidden_size=32, conv_depthwise_kernel_size=7, add_adapter=True,
+        num_adapter_layers=1, adapter_kernel_size=3, adapter_stride=2,
+    ),
+    "small": dict(
+        hidden_size=144, num_hidden_layers=4, num_attention_heads=4, intermediate_size=384,
+        output_hidden_size=144, conv_depthwise_kernel_size=15, add_adapter=True,
+        num_adapter_layers=1, adapter_kernel_size=3, adapter_stride=2,
+    ),
+    # the shape of facebook/w2v-bert-2.0 (580M parameters)
+    "base": dict(add_adapter=True, num_adapter_layers=1),
+}
+
 # attention projections and feed-forward linears of wav2vec2-style encoder layers
 ATTENTION_AND_FFN = ("q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense",
+                     "output_dense")
+
+# the same in conformer layers (wav2vec2-conformer, wav2vec2-bert), whose attention names differ
+CONFORMER_TARGETS = ("linear_q", "linear_k", "linear_v", "linear_out", "intermediate_dense",
                      "output_dense")
 
 
@@ -70,10 +98,51 @@ class Family:
     presets: Mapping[str, dict[str, Any]] = field(default_factory=lambda: WAV2VEC2_PRESETS)
     lora_targets: tuple[str, ...] = ATTENTION_AND_FFN
     pretraining_class: str | None = None  # transformers class with an SSL pre-training head
+    # padding reaches real frames whatever the mask (conformer depthwise convolutions read the
+    # padded frames): batched inference runs clips alone
+    pads_into_outputs: bool = False
+    tasks: tuple[str, ...] = TASKS
+    onnx_unsupported: str = ""  # why ONNX export is refused ('' when it works)
 
     def geometry(self, config: PretrainedConfig) -> FrameGeometry:
-        """Frame geometry of an encoder config of this family (its conv feature encoder)."""
+        """Frame geometry of an encoder config of this family."""
+        if self.input_kind == "features":
+            adapter = ((int(config.adapter_kernel_size), int(config.adapter_stride),
+                        int(config.adapter_kernel_size) // 2),) * int(config.num_adapter_layers)
+            return fbank_geometry(400, 160, 2, adapter if config.add_adapter else ())
         return conv_geometry(config.conv_kernel, config.conv_stride)
+
+    def padding_sensitive(self, config: PretrainedConfig) -> bool:
+        """True when a padded batch gives real frames other outputs than each clip alone: the
+        family's layers read padding, or a group-norm feature encoder (no attention mask,
+        transformers#21534) normalises over it."""
+        return self.pads_into_outputs or getattr(config, "feat_extract_norm", "") == "group"
+
+    def default_feature_extractor(self, config: PretrainedConfig, sample_rate: int = SAMPLE_RATE
+                                  ) -> Any:
+        """The transformers feature extractor of a random-init model of this family."""
+        if self.input_kind == "features":  # 80 mel bins stacked by 2 (w2v-BERT 2.0's own)
+            return SeamlessM4TFeatureExtractor(sampling_rate=sample_rate)
+        # group-norm conv stacks were pre-trained on unpadded audio: no attention mask
+        return Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=sample_rate, padding_value=0.0, do_normalize=True,
+            return_attention_mask=getattr(config, "feat_extract_norm", "layer") == "layer")
+
+    def front_end(self, config: PretrainedConfig, extractor: Any) -> FrontEnd:
+        """How batches of waveforms become this model's inputs, and how it must be batched."""
+        return FrontEnd(
+            input_name="input_features" if self.input_kind == "features" else "input_values",
+            use_attention_mask=bool(getattr(extractor, "return_attention_mask", True)),
+            padding_sensitive=self.padding_sensitive(config),
+            extractor=extractor if self.input_kind == "features" else None,
+            sample_rate=int(extractor.sampling_rate))
+
+    def check_task(self, task: str) -> None:
+        """FamilyError, before training, for a task this family cannot train."""
+        if task not in self.tasks:
+            raise FamilyError(f"task {task!r} is not supported for model.arch={self.name!r} "
+                              f"(it supports {', '.join(self.tasks)}); use a waveform family such "
+                              f"as wav2vec2-conformer for {task}")
 
     def preset(self, name: str) -> dict[str, Any]:
         """The config fields of random-init preset ``name``; a clear error for an unknown one."""
@@ -85,10 +154,17 @@ class Family:
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("wav2vec2", pretraining_class="Wav2Vec2ForPreTraining"),
-    Family("wav2vec2-conformer", pretraining_class="Wav2Vec2ConformerForPreTraining"),
+    Family("wav2vec2-conformer", pretraining_class="Wav2Vec2ConformerForPreTraining",
+           pads_into_outputs=True, lora_targets=CONFORMER_TARGETS),
+    Family("wav2vec2-bert", input_kind="features", presets=W2V_BERT_PRESETS,
+           lora_targets=CONFORMER_TARGETS,
+           tasks=("ctc",),
+           onnx_unsupported="the ONNX graph takes waveform input_values; wav2vec2-bert reads "
+                            "fbank input_features made by its feature extractor in Python"),
     Family("hubert"),
     Family("wavlm"),
-    Family("data2vec-audio"),
+    # its stacked positional convolutions carry padded frames into real ones
+    Family("data2vec-audio", pads_into_outputs=True),
     Family("sew"),
     Family("sew-d"),
     Family("unispeech", pretraining_class="UniSpeechForPreTraining"),
@@ -120,3 +196,9 @@ def geometry_of(config: PretrainedConfig) -> FrameGeometry:
     """Frame geometry of any model config wavtune builds (CTC, classifier, multi-task)."""
     encoder = encoder_config(config)
     return family_of(encoder).geometry(encoder)
+
+
+def front_end_of(config: PretrainedConfig, extractor: Any) -> FrontEnd:
+    """The front end of any model wavtune builds, given its saved feature extractor."""
+    encoder = encoder_config(config)
+    return family_of(encoder).front_end(encoder, extractor)

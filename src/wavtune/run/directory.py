@@ -16,6 +16,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from typing import Any
 from wavtune.config import Config, dump_config, from_dict
 from wavtune.data.vocab import Vocabulary, VocabularyError
 from wavtune.errors import WavtuneError
+
+log = logging.getLogger("wavtune")
 
 CONFIG_FILE = "wavtune.yaml"
 LOG_FILE = "log.jsonl"
@@ -109,6 +112,36 @@ def prepare_run_dir(root: str | Path, config: Config, resume: bool) -> RunDir:
     run.root.mkdir(parents=True, exist_ok=True)
     dump_config(config, run.config)
     return run
+
+
+def resume_wanted(root: str | Path, mode: str | None, is_main: bool = True) -> bool:
+    """Whether a run at ``root`` continues from a checkpoint: ``mode`` is ``--resume``'s value
+    (None: not given; ``latest``: the run must exist; ``auto``: continue when the run has a
+    complete checkpoint, else start from step 0).
+
+    ``auto`` is for schedulers that re-run the same command after a pre-emption (Slurm
+    ``--requeue``). A folder holding anything but an unfinished wavtune run is refused as
+    without ``--resume``. An attempt killed before its first checkpoint starts over in place:
+    its ``log.jsonl`` is discarded (by the main process) and the audio cache kept.
+    """
+    if mode != "auto":
+        return mode is not None
+    run = RunDir(Path(root))
+    if run.complete_checkpoints():  # resume_checkpoint falls back past a corrupt newest one
+        return True
+    if not (run.root.is_dir() and any(run.root.iterdir())):
+        return False
+    if not run.config.is_file():
+        raise RunError(f"{run.root}: --resume auto found no checkpoint, and the folder is not a "
+                       f"wavtune run (no {CONFIG_FILE}); choose another train.output_dir")
+    if run.metrics.is_file():
+        raise RunError(f"{run.root}: the run has finished ({METRICS_FILE}) and kept no checkpoint "
+                       f"to resume from; pass --overwrite to train it again")
+    if is_main and run.log.is_file():
+        log.warning("%s: no checkpoint yet; training starts from step 0 (the earlier "
+                    "attempt's %s is discarded)", run.root, LOG_FILE)
+        run.log.unlink()
+    return True
 
 
 def _check_deletable(run: RunDir, config: Config) -> None:

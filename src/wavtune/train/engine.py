@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from wavtune.model.build import set_encoder_frozen
 from wavtune.run.directory import RunDir
 from wavtune.train.checkpoint import TrainerState, resume_checkpoint
 from wavtune.train.schedule import Schedule
+from wavtune.train.trackers import TRACKING_FOLDER, check_trackers
 
 log = logging.getLogger("wavtune")
 
@@ -44,13 +46,22 @@ def run_precision(train: TrainConfig) -> tuple[bool, str]:
 
 
 def make_accelerator(train: TrainConfig, find_unused_parameters: bool) -> Any:
-    """An ``accelerate.Accelerator`` for this process (one of several under torchrun)."""
+    """An ``accelerate.Accelerator`` for this process (one of several under torchrun), with the
+    trackers of ``train.report_to`` (started by :func:`wavtune.train.trackers.start_trackers`)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+    from accelerate.utils import (
+        DistributedDataParallelKwargs,
+        InitProcessGroupKwargs,
+        ProjectConfiguration,
+    )
 
+    check_trackers(train.report_to)  # a missing extra stops the run before any work
     use_cpu, precision = run_precision(train)
+    tracking = Path(train.output_dir) / TRACKING_FOLDER
     return Accelerator(
-        cpu=use_cpu, mixed_precision=precision,
+        cpu=use_cpu, mixed_precision=precision, log_with=list(train.report_to) or None,
+        project_config=ProjectConfiguration(project_dir=train.output_dir,
+                                            logging_dir=str(tracking)),
         # frozen-then-unfrozen encoders leave parameters without gradients for a while
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters),
                          # the other ranks wait at a barrier while rank 0 builds the audio cache,

@@ -17,12 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from wavtune.config import Config, DataConfig, augment_options
+from wavtune.data import cache
 from wavtune.data.augment import Augmenter
 from wavtune.data.cache import CacheSettings, open_cache, open_or_build
 from wavtune.data.collate import Collator
 from wavtune.data.dataset import AudioSettings, Example, SpeechDataset
 from wavtune.data.sampling import DurationBatchSampler
 from wavtune.data.skipping import Failed, SkippingCollator, SkippingDataset
+from wavtune.data.spool import DecodedSpool
 from wavtune.train.prepare import PreparedData
 
 log = logging.getLogger("wavtune")
@@ -66,13 +68,24 @@ def cache_folder(data: DataConfig, run_root: Path) -> Path:
 
 
 def attach_caches(datasets: Sequence[SpeechDataset], folder: Path, is_main: bool,
-                  barrier: Callable[[], None], threads: int = 0, progress: bool = True) -> None:
-    """Give each dataset its audio cache: the main process opens or builds them, then the others
-    open them after ``barrier`` (every process must call this)."""
+                  barrier: Callable[[], None], threads: int = 0, progress: bool = True,
+                  spool: DecodedSpool | None = None) -> None:
+    """Give each dataset its audio cache: the main process opens or builds them (taking the
+    clips ``spool`` holds instead of decoding them again; the spool is then deleted), then the
+    others open them after ``barrier`` (every process must call this)."""
     if is_main:
-        for dataset in datasets:
-            settings = CacheSettings(dataset.audio.sample_rate)
-            dataset.cache = open_or_build(dataset.utterances, settings, folder, threads, progress)
+        try:
+            decoder = (spool.decoder(lambda utt, rate: cache.decode(utt, rate))
+                       if spool is not None else None)
+            for dataset in datasets:
+                settings = CacheSettings(dataset.audio.sample_rate)
+                dataset.cache = open_or_build(dataset.utterances, settings, folder, threads,
+                                              progress, decoder)
+            if spool is not None and spool.hits:
+                log.info("audio cache: %d clips taken from the data checks' decoding", spool.hits)
+        finally:
+            if spool is not None:
+                spool.close()
     barrier()
     if is_main:
         return
@@ -119,7 +132,7 @@ def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, a
     if config.data.audio_cache:  # decoded once here; every epoch (and eval) reads the cache
         attach_caches([d for d in (train_set, eval_set) if d is not None],
                       cache_folder(config.data, run_root), is_main, accelerator.wait_for_everyone,
-                      config.data.cache_threads, progress and is_main)
+                      config.data.cache_threads, progress and is_main, data.decoded)
     t = config.train
     sampler = DurationBatchSampler(
         train_set.durations(), batch_size=t.train_batch_size,
@@ -132,7 +145,7 @@ def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, a
     loader: DataLoader[Example | Failed] = DataLoader(
         # a clip that fails to decode mid-run is skipped or fatal, as data.on_error says
         SkippingDataset(train_set, config.data.on_error), batch_sampler=sampler,
-        collate_fn=SkippingCollator(Collator()),
+        collate_fn=SkippingCollator(Collator(front_end=audio.front_end)),
         # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
         **options.kwargs(),
         # its own generator: starting an epoch must not draw from the global RNG, or a run

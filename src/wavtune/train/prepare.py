@@ -22,6 +22,7 @@ from wavtune.data.manifest import (
     read_manifest_skipping,
     with_durations,
 )
+from wavtune.data.spool import DecodedSpool
 from wavtune.data.vocab import Vocabulary
 from wavtune.run.directory import RunDir
 from wavtune.tasks import has_ctc_head
@@ -43,6 +44,8 @@ class PreparedData:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> problem -> rows
     label_sets: tuple[LabelSet, ...] = ()
     malformed: dict[str, int] = field(default_factory=dict)  # split -> manifest lines left out
+    # the clips the checks decoded, for the audio cache to take instead of decoding them again
+    decoded: DecodedSpool | None = field(default=None, compare=False)
 
     def split(self, name: str) -> tuple[Utterance, ...]:
         utts: tuple[Utterance, ...] = getattr(self, name)
@@ -57,9 +60,11 @@ class PreparedData:
         return self.vocab.unknown_units(normalizer(t) for t in texts)
 
     def checked(self, geometry: FrameGeometry, sample_rate: int,
-                on_error: Literal["fail", "skip"], progress: bool = True) -> PreparedData:
+                on_error: Literal["fail", "skip"], progress: bool = True,
+                spool: DecodedSpool | None = None) -> PreparedData:
         """Run the data checks on every split for a model with this frame geometry (``sample_rate``
-        in Hz); drop or fail."""
+        in Hz); drop or fail. With ``spool``, the train and eval clips the checks decode are kept
+        in it for the audio cache (``decoded`` of the result)."""
         data = self.config.data
         options = CheckOptions(
             normalizer=self.config.text.normalizer(), vocab=self.vocab, sample_rate=sample_rate,
@@ -76,7 +81,8 @@ class PreparedData:
             if not utts:
                 kept[name] = ()
                 continue
-            report = check_utterances(utts, options, progress=progress)
+            keep = spool.put if spool is not None and name in ("train", "eval") else None
+            report = check_utterances(utts, replace(options, on_decoded=keep), progress=progress)
             manifest = getattr(data, name)
             kept[name] = tuple(require_clean(utts, report, manifest, on_error))
             if len(kept[name]) < len(utts):
@@ -89,7 +95,7 @@ class PreparedData:
                 dropped[name] = {**dropped.get(name, {}), **worst}
         label_sets = _label_sets(self.config, kept["train"], kept["eval"], kept["test"])
         return replace(self, train=kept["train"], eval=kept["eval"], test=kept["test"],
-                       dropped=dropped, label_sets=label_sets)
+                       dropped=dropped, label_sets=label_sets, decoded=spool)
 
     def summary(self) -> dict[str, Any]:
         """Facts about the data for metrics.json and the model card."""

@@ -36,6 +36,7 @@ from wavtune.train.prepare import SPLITS, PreparedData, read_split
 from wavtune.train.pretraining import ContrastiveObjective, PretrainError, draw_masks
 from wavtune.train.publish import load_best_weights
 from wavtune.train.setup import open_run
+from wavtune.train.trackers import start_trackers
 from wavtune.train.trainer import Trainer, TrainResult
 
 log = logging.getLogger("wavtune")
@@ -137,6 +138,7 @@ class PretrainTrainer(Trainer):
                  type(self.built.model).__name__,
                  sum(p.numel() for p in self.built.model.parameters()) / 1e6,
                  len(self.train_set), len(self.eval_set or []), self.total_steps)
+        self.trackers = start_trackers(self.accelerator, config, self.run.root)
 
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Any:
         """The objective on ``dataset`` with masks and negatives seeded from the clip order (the

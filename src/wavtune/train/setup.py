@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from wavtune.config import Config
+from wavtune.data.cache import CacheSettings, open_cache
 from wavtune.data.dataset import AudioSettings
+from wavtune.data.spool import DecodedSpool
 from wavtune.model.build import BuiltModel, count_parameters
 from wavtune.model.families import geometry_of
 from wavtune.run.directory import RunDir, prepare_run_dir
+from wavtune.train.loader import cache_folder
 from wavtune.train.prepare import PreparedData
 
 log = logging.getLogger("wavtune")
@@ -38,8 +41,14 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     """``data`` after the data checks for this model (conv geometry, sample rate), rows dropped or
     the run stopped as ``data.on_error`` says; the vocabulary and feature extractor are saved in
     ``run`` (None: not the main process, which alone writes)."""
-    checked = data.checked(geometry_of(built.model.config), built.sample_rate,
-                           config.data.on_error, progress=progress)
+    spool = decoded_spool(data, built, config, run)
+    try:
+        checked = data.checked(geometry_of(built.model.config), built.sample_rate,
+                               config.data.on_error, progress=progress, spool=spool)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
     if run is not None:
         if checked.vocab is not None:
             checked.vocab.save(run.root)
@@ -47,9 +56,23 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     return checked
 
 
+def decoded_spool(data: PreparedData, built: BuiltModel, config: Config, run: RunDir | None
+                  ) -> DecodedSpool | None:
+    """Where the checks keep the clips they decode for the audio cache about to be built: only
+    in the main process (it alone builds caches) and only when no valid cache exists yet."""
+    if run is None or not config.data.audio_cache or not data.train:
+        return None
+    folder = cache_folder(config.data, run.root)
+    if open_cache(data.train, CacheSettings(built.sample_rate), folder) is not None:
+        return None  # built by an earlier run over the same rows: nothing will be decoded
+    return DecodedSpool(folder, built.sample_rate)
+
+
 def audio_settings(built: BuiltModel) -> AudioSettings:
     """How the datasets turn audio into the model's input (its feature extractor's settings)."""
-    return AudioSettings(built.sample_rate, bool(built.feature_extractor.do_normalize))
+    return AudioSettings(built.sample_rate,
+                         bool(getattr(built.feature_extractor, "do_normalize", False)),
+                         built.front_end)
 
 
 def log_summary(built: BuiltModel, data: PreparedData, train_rows: int, eval_rows: int,

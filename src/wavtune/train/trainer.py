@@ -42,6 +42,7 @@ from wavtune.train.objective import Objective, TrainingObjective, is_better
 from wavtune.train.prepare import prepare_data
 from wavtune.train.publish import load_best_weights, run_metrics
 from wavtune.train.setup import audio_settings, fit_to_model, log_summary, open_run
+from wavtune.train.trackers import start_trackers
 
 log = logging.getLogger("wavtune")
 
@@ -104,6 +105,7 @@ class Trainer:
         if self.is_main:
             log_summary(self.built, self.data, len(self.train_set), len(self.eval_set or []),
                         self.total_steps, self.steps_per_epoch)
+        self.trackers = start_trackers(self.accelerator, config, self.run.root)  # report_to
 
     def _start_engine(self, config: Config, resume: bool, progress: bool,
                       with_test: bool) -> None:
@@ -135,7 +137,7 @@ class Trainer:
                    disable=not (self.progress and self.is_main), dynamic_ncols=True)
         self.objective.on_step(self.unwrapped, self.state.step)
         self.model.train()
-        with StopFlag() as stop:
+        with StopFlag() as stop, contextlib.closing(self.trackers):
             for epoch, index, batch in self._batches():
                 if self.state.step >= self.total_steps:
                     break
@@ -325,6 +327,7 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         self.run.append_log(record)
+        self.trackers.log(record)  # live curves: every record as it is written
         for diagnosis in self.monitor.update(record, self.state.nonfinite_steps):
             log.warning("%s", diagnosis.render())
 
