@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -36,6 +36,9 @@ from wavtune.data.audio import load_audio
 from wavtune.data.manifest import Utterance, read_manifest
 from wavtune.infer.aligner import Aligner, AlignOptions
 from wavtune.infer.mislabel import find_misaligned
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import machine_info  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PAUSE_S = (0.1, 1.0)  # pause between two clips (s), uniform
@@ -170,7 +173,7 @@ def main() -> None:
     result = {"run": str(args.run), "manifest": str(args.manifest), "boundaries": edges,
               "mislabelled": swaps, "segment": segments,
               "seconds": round(time.perf_counter() - started, 1),
-              "machine": platform.processor() or platform.machine()}
+              "machine": machine_info()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
