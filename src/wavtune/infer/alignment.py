@@ -187,8 +187,8 @@ def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float)
             f"the transcript is longer than the audio can hold: check that they belong together")
     if frames * (2 * len(target.ids) + 1) > MAX_LATTICE_CELLS:
         raise AlignmentError(f"{where}: {frames} frames x {len(target.ids)} tokens is too large "
-                             f"to align in one piece; cut the recording first "
-                             f"(wavtune segment) or align it in shorter parts")
+                             f"to align in one piece (over {MAX_LATTICE_CELLS:,} lattice "
+                             f"cells); cut the recording and its transcript into shorter parts")
 
 
 def log_softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
