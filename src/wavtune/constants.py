@@ -30,3 +30,10 @@ DEFAULT_METRIC = "wer"
 DEFAULT_CHUNK_S = 30.0
 DEFAULT_CHUNK_OVERLAP_S = 5.0
 DEFAULT_INFER_BATCH_SIZE = 8  # clips per forward pass when transcribing, classifying, evaluating
+
+# Forced alignment: how far a word edge may move from the characters the model hears to the end
+# of its sound (seconds), and the mislabelled-row rule of ``check-data --align``.
+DEFAULT_ALIGN_SNAP_S = 0.8
+DEFAULT_ALIGN_SILENCE_DB = -40.0  # a frame this far below the loudest one is silence (dB)
+DEFAULT_OUTLIER_K = 3.0  # robust standard deviations above the median of log(-score)
+DEFAULT_MAX_FLAG_SCORE = -1.0  # never flag a row scoring above this (mean log-posterior)

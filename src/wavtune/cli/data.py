@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wavtune.checks.report import DataReport
+    from wavtune.data.manifest import Utterance
+    from wavtune.infer.mislabel import MisalignReport
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +62,13 @@ def _add_check_data(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--header-only", action="store_true",
                    help="fast: read file headers only (no NaN/silence/clipping checks)")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--align", metavar="RUN",
+                   help="also force-align every row with RUN's CTC model and flag likely "
+                        "mislabelled rows (score far below the data's own, and the model hears "
+                        "something else), worst first; --json adds them as 'misaligned'")
+    p.add_argument("--align-threshold", type=float, metavar="SCORE",
+                   help="--align: flag rows scoring below SCORE (mean log-posterior per token) "
+                        "instead of the threshold chosen on the data")
     p.add_argument("--max-rows", type=int, default=20, help="rows listed per problem (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--strict-paths", action="store_true",
@@ -136,8 +150,12 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     options = CheckOptions(need_text=not args.no_text, normalizer=normalizer, vocab=vocab,
                            decode=not args.header_only, text_column=text_column or "text")
     report = check_utterances(utts, options, progress=not args.quiet)
+    document = report.to_json()
+    misaligned = _misaligned(args, utts, report) if args.align else None
+    if misaligned is not None:
+        document.update(misaligned.to_json())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        Path(args.json).write_text(json.dumps(document, indent=2, ensure_ascii=False))
     print(report.summary())
     shown: dict[str, int] = {}
     for finding in sorted(report.findings, key=lambda f: (not f.fatal, f.row)):
@@ -149,7 +167,33 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     hidden = sum(max(0, n - args.max_rows) for n in shown.values())
     if hidden:
         print(f"... {hidden} more (raise --max-rows, or see --json)")
-    return 0 if report.ok else 1
+    if misaligned is not None:
+        _print_misaligned(misaligned, args.max_rows)
+    return 0 if report.ok and not (misaligned and misaligned.flagged) else 1
+
+
+def _misaligned(args: argparse.Namespace, utts: Sequence[Utterance], report: DataReport
+                ) -> MisalignReport:
+    """The mislabelled-row report of the rows the data checks found no fatal problem in."""
+    from wavtune.infer.aligner import Aligner
+    from wavtune.infer.mislabel import MisalignOptions, find_misaligned
+
+    broken = {f.row for f in report.findings if f.fatal}
+    kept = [i for i in range(len(utts)) if i not in broken]
+    aligner = Aligner(args.align)
+    rows = list(aligner.align_rows([utts[i] for i in kept], args.text_column,
+                                   numbers=[i + 1 for i in kept]))
+    return find_misaligned(rows, MisalignOptions(threshold=args.align_threshold))
+
+
+def _print_misaligned(found: MisalignReport, max_rows: int) -> None:
+    print(f"alignment: {found.rows} rows aligned, median score {found.median_score:.3f}, "
+          f"threshold {found.threshold:.3f}; {len(found.flagged)} likely mislabelled")
+    for m in found.flagged[:max_rows]:
+        print(f"warning: {m.where}: misaligned: score {m.score:.3f}, text {m.text!r}, "
+              f"model hears {m.hypothesis!r} (CER {m.cer:.2f})")
+    for r in found.unaligned[:max_rows]:
+        print(f"warning: {r.where}: cannot be aligned: {r.error}")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from wavtune import __version__
+from wavtune.cli import align as cli_align
 from wavtune.cli import data as cli_data
 from wavtune.cli import demo as cli_demo
 from wavtune.cli import export as cli_export
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_train,
         cli_pretrain,
         cli_infer,
+        cli_align,
         cli_export,
         cli_data,
         cli_demo,
