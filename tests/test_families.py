@@ -21,7 +21,14 @@ from wavtune.data.vocab import Vocabulary
 from wavtune.infer.evaluation import iter_outputs
 from wavtune.infer.recognizer import Recognizer
 from wavtune.model.build import build_model
-from wavtune.model.families import FAMILIES, FamilyError, ModelError, family, geometry_of
+from wavtune.model.families import (
+    FAMILIES,
+    FamilyError,
+    ModelError,
+    families_for,
+    family,
+    geometry_of,
+)
 from wavtune.train.trainer import train
 
 
@@ -86,6 +93,12 @@ def test_batched_inference_and_evaluation_equal_each_clip_alone(
         frames = together[utt.id]
         assert one.frames is not None and frames is not None
         np.testing.assert_allclose(frames.logits, one.frames.logits, atol=1e-4)
+
+
+def test_messages_name_the_families_a_task_can_use() -> None:
+    assert "wav2vec2-bert" in families_for("ctc") and "wav2vec2-bert" not in families_for(
+        "classify")
+    assert {"wav2vec2", "hubert", "wav2vec2-conformer"} <= set(families_for("multitask"))
 
 
 def test_registry_says_which_families_batch_alone() -> None:

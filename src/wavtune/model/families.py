@@ -179,6 +179,11 @@ def family(name: str) -> Family:
     return found
 
 
+def families_for(task: str) -> tuple[str, ...]:
+    """The families that train ``task`` (for messages that say what to use instead)."""
+    return tuple(name for name, f in FAMILIES.items() if task in f.tasks)
+
+
 def encoder_config(config: PretrainedConfig) -> PretrainedConfig:
     """The encoder's config: the nested one of a multi-task model, else ``config`` itself."""
     nested = getattr(config, "encoder", None)
