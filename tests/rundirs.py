@@ -135,3 +135,26 @@ def eval_record(step: int, wer: float, loss: float, train_loss: float, best_step
                               "eval_cer": wer / 2 if cer is None else cer,
                               "eval_empty_hypotheses": empty, "best_step": best_step}
     return record
+
+
+def random_family_run(arch: str, folder: Path, overrides: Mapping[str, object] | None = None
+                      ) -> Path:
+    """A random-init tiny CTC model of family ``arch`` saved as a run directory (model, feature
+    extractor, vocabulary), its weights jittered so the logits differ from frame to frame."""
+    import torch
+
+    from wavtune.config import Config, ModelConfig
+    from wavtune.data.vocab import Vocabulary
+    from wavtune.model.build import build_model
+
+    vocab = Vocabulary.build(["abc cab"])
+    built = build_model(Config(model=ModelConfig(preset="tiny", arch=arch,
+                                                 overrides=dict(overrides or {}))), vocab)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a random head gives all-blank argmax; make the logits differ
+        for p in built.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    built.model.save_pretrained(str(folder))
+    built.feature_extractor.save_pretrained(str(folder))
+    vocab.save(folder)
+    return folder

@@ -1,11 +1,15 @@
 """ONNX export of a run's CTC model (fp32, and int8 by ONNX Runtime's dynamic quantisation), with a
 parity check against PyTorch on generated audio.
 
-The graph takes ``input_values`` ``[batch, samples]`` float32 and ``attention_mask`` ``[batch,
-samples]`` int64 (batch and time dynamic) and returns ``logits`` ``[batch, frames, vocab]`` and
-``frames`` ``[batch]`` (valid output frames per row). A multi-task run exports its CTC branch
-only: label heads are not in the graph. The export folder gets the vocabulary, the feature
-extractor settings and ``onnx.json`` (settings, parity figures), so it runs without the run.
+The graph takes the model's front-end input under its own name (the family registry's word):
+``input_values`` ``[batch, samples]`` float32 for waveform encoders, ``input_features`` ``[batch,
+frames, 160]`` fbank for Wav2Vec2-BERT (computed in Python by the saved feature extractor, as
+``pipeline()`` does), and ``attention_mask`` ``[batch, samples or frames]`` int64 (batch and time
+dynamic); it returns ``logits`` ``[batch, frames, vocab]`` and ``frames`` ``[batch]`` (valid
+output frames per row). A family whose padding leaks into real frames runs clips one at a time,
+as in PyTorch. A multi-task run exports its CTC branch only: label heads are not in the graph.
+The export folder gets the vocabulary, the model config, the feature extractor settings and
+``onnx.json`` (settings, parity figures), so it runs without the run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wavtune.data.audio import Waveform, normalize_waveform
+from wavtune.data.frontend import FrontEnd
 from wavtune.run.directory import RunError
 
 EXPORT_DIR = "onnx"  # default export folder inside the run directory
@@ -69,6 +74,8 @@ class OnnxMeta:
     source: str  # the run directory exported
     ctc_branch_only: bool  # True for a multi-task run: label heads were left out
     parity: tuple[Parity, ...] = ()
+    input_name: str = "input_values"  # the graph's main input (input_features: fbank)
+    padding_sensitive: bool = False  # True: clips run one at a time (the family registry's word)
 
     def save(self, folder: Path) -> None:
         (folder / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -126,27 +133,27 @@ def probe_audio(sample_rate: int, seed: int = 0) -> list[Waveform]:
     return clips
 
 
-def _graph(model: Any, use_attention_mask: bool) -> Any:
+def _graph(model: Any, front: FrontEnd) -> Any:
     import torch
 
     class CTCGraph(torch.nn.Module):
-        """logits and valid frame counts from padded audio and its mask."""
+        """logits and valid frame counts from padded front-end inputs and their mask."""
 
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+        def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-            mask = attention_mask if use_attention_mask else None
-            logits = self.model(input_values=input_values, attention_mask=mask).logits
+            logits = self.model(**front.model_inputs(inputs, attention_mask)).logits
             frames = self.model._get_feat_extract_output_lengths(attention_mask.sum(-1))
             return logits, frames.to(torch.int64)
 
     return CTCGraph().eval()
 
 
-def _export_graph(graph: Any, example: tuple[Any, Any], path: Path, opset: int) -> None:
+def _export_graph(graph: Any, example: tuple[Any, Any], path: Path, opset: int,
+                  input_name: str) -> None:
     import torch
 
     with warnings.catch_warnings():
@@ -154,11 +161,24 @@ def _export_graph(graph: Any, example: tuple[Any, Any], path: Path, opset: int) 
         # tracing warns about Python branches on shapes; parity below checks the result
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph, example, str(path), input_names=["input_values", "attention_mask"],
+            graph, example, str(path), input_names=[input_name, "attention_mask"],
             output_names=["logits", "frames"], opset_version=opset, dynamo=False,
-            dynamic_axes={"input_values": {0: "batch", 1: "samples"},
-                          "attention_mask": {0: "batch", 1: "samples"},
+            dynamic_axes={input_name: {0: "batch", 1: "time"},
+                          "attention_mask": {0: "batch", 1: "time"},
                           "logits": {0: "batch", 1: "frames"}, "frames": {0: "batch"}})
+
+
+def onnx_logits(session: Any, front: FrontEnd, waves: list[Waveform]
+                ) -> list[npt.NDArray[np.float32]]:
+    """Frame scores ``[frames, vocab]`` (padding frames removed) of normalised waveforms from an
+    ONNX Runtime session of an export: one padded batch, or one clip at a time for a
+    padding-sensitive family."""
+    if len(waves) > 1 and front.padding_sensitive:
+        return [onnx_logits(session, front, [w])[0] for w in waves]
+    inputs, mask = front(waves)
+    logits, frames = session.run(["logits", "frames"], {front.input_name: inputs.numpy(),
+                                                        "attention_mask": mask.numpy()})
+    return [np.asarray(logits[i, : int(n)], dtype=np.float32) for i, n in enumerate(frames)]
 
 
 def quantize_int8(fp32: Path, int8: Path, num_heads: int, hidden_size: int) -> None:
@@ -190,16 +210,11 @@ def quantize_int8(fp32: Path, int8: Path, num_heads: int, hidden_size: int) -> N
 
 
 def check_parity(path: Path, reference: list[npt.NDArray[np.float32]], clips: list[Waveform],
-                 decode: Any) -> Parity:
-    """Run ``path`` on ``clips`` (one padded batch) and compare with PyTorch's ``reference``."""
-    from wavtune.infer.windows import pad_batch
-
+                 decode: Any, front: FrontEnd) -> Parity:
+    """Run ``path`` on ``clips`` (as the runtime batches them) against PyTorch's ``reference``."""
     ort = require_onnxruntime()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    audio, mask = pad_batch(clips)
-    logits, frames = session.run(["logits", "frames"], {"input_values": audio,
-                                                        "attention_mask": mask})
-    outputs = [logits[i, : int(n)] for i, n in enumerate(frames)]
+    outputs = onnx_logits(session, front, clips)
     if [len(o) for o in outputs] != [len(r) for r in reference]:
         raise ExportError(f"{path}: frame counts {[len(o) for o in outputs]} differ from "
                           f"PyTorch's {[len(r) for r in reference]}")
@@ -210,57 +225,82 @@ def check_parity(path: Path, reference: list[npt.NDArray[np.float32]], clips: li
     return Parity(path.name, diff, same / max(total, 1), texts, len(clips))
 
 
+def refuse_unexportable(config: Any, run: Path) -> None:
+    """ExportError, before anything is traced, when the run's model family cannot export."""
+    from wavtune.model.families import family_of
+
+    found = family_of(config)
+    if found.onnx_unsupported:
+        raise ExportError(f"{run}: model.arch={found.name!r} cannot be exported to ONNX: "
+                          f"{found.onnx_unsupported}")
+
+
 def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export ``run_dir``'s CTC model to ONNX (and int8), check parity, write the folder."""
-    import torch
-
     from wavtune.infer.recognizer import Recognizer
     from wavtune.model.multitask import ctc_branch
 
     require_onnxruntime()
     run = Path(run_dir)
     rec = Recognizer(run)  # RunError for a classification run: no CTC head to export
+    refuse_unexportable(rec.model.config, run)
     branch_only = rec.run.kind == "multitask"
     model = ctc_branch(rec.model) if branch_only else rec.model
     folder = options.out or run / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    sr = rec.audio.sample_rate
-    clips = probe_audio(sr)
+    front = rec.audio.front_end
+    clips = probe_audio(rec.audio.sample_rate)
     reference = rec.forward_batch(clips)
+
     def decode(scores: npt.NDArray[np.float32]) -> str:
         return rec.decoder.decode(scores).text
 
+    fp32 = folder / MODEL_FILE
+    parity = [_export_fp32(model, front, clips, fp32, options, reference, decode)]
+    files = [fp32]
+    if options.int8:
+        int8 = folder / INT8_FILE
+        files.append(int8)
+        parity.append(_export_int8(model, front, clips, fp32, int8, options, reference, decode))
+    rec.vocab.save(folder)
+    shutil.copy(run / "preprocessor_config.json", folder / "preprocessor_config.json")
+    model.config.to_json_file(str(folder / "config.json"))  # the front end is read from it
+    meta = OnnxMeta(rec.audio.sample_rate, rec.audio.do_normalize, rec.use_attention_mask,
+                    rec.samples_per_frame, options.opset, str(run), branch_only, tuple(parity),
+                    front.input_name, front.padding_sensitive)
+    meta.save(folder)
+    return ExportResult(folder, tuple(files), meta)
+
+
+def _export_fp32(model: Any, front: FrontEnd, clips: list[Waveform], fp32: Path,
+                 options: ExportOptions, reference: list[npt.NDArray[np.float32]],
+                 decode: Any) -> Parity:
+    """Trace ``model`` into ``fp32`` and check it against PyTorch's ``reference``."""
     # eager attention exports as plain MatMul/Softmax, which ONNX Runtime fuses into one
     # Attention op (the SDPA export it cannot); parity below compares with PyTorch's default
     model.set_attn_implementation("eager")
-    graph = _graph(model, rec.use_attention_mask)
     # trace with a padded row, or transformers' "mask is all ones" shortcut is baked in
-    from wavtune.infer.windows import pad_batch
-
-    audio, mask = pad_batch(clips[:2])
-    fp32 = folder / MODEL_FILE
-    _export_graph(graph, (torch.from_numpy(audio), torch.from_numpy(mask)), fp32, options.opset)
-    files = [fp32]
-    parity = [check_parity(fp32, reference, clips, decode)]
-    if parity[0].max_abs_diff > options.atol or not parity[0].same_transcripts:
+    example = front(clips[:2])
+    _export_graph(_graph(model, front), example, fp32, options.opset, front.input_name)
+    parity = check_parity(fp32, reference, clips, decode, front)
+    if parity.max_abs_diff > options.atol or not parity.same_transcripts:
         raise ExportError(f"{fp32}: ONNX fp32 differs from PyTorch (max |logit diff| "
-                          f"{parity[0].max_abs_diff:.2e} > {options.atol:g}, or transcripts "
-                          f"differ: {parity[0].same_transcripts=}); try another --opset")
-    if options.int8:
-        int8 = folder / INT8_FILE
-        from wavtune.model.families import encoder_config
+                          f"{parity.max_abs_diff:.2e} > {options.atol:g}, or transcripts "
+                          f"differ: {parity.same_transcripts=}); try another --opset")
+    return parity
 
-        encoder = encoder_config(model.config)
-        quantize_int8(fp32, int8, int(encoder.num_attention_heads), int(encoder.hidden_size))
-        files.append(int8)
-        parity.append(check_parity(int8, reference, clips, decode))
-        if parity[-1].frame_agreement < options.min_int8_agreement:
-            raise ExportError(f"{int8}: int8 keeps the best id of only "
-                              f"{parity[-1].frame_agreement:.1%} of frames (< "
-                              f"{options.min_int8_agreement:.0%}); use the fp32 model")
-    rec.vocab.save(folder)
-    shutil.copy(run / "preprocessor_config.json", folder / "preprocessor_config.json")
-    meta = OnnxMeta(sr, rec.audio.do_normalize, rec.use_attention_mask, rec.samples_per_frame,
-                    options.opset, str(run), branch_only, tuple(parity))
-    meta.save(folder)
-    return ExportResult(folder, tuple(files), meta)
+
+def _export_int8(model: Any, front: FrontEnd, clips: list[Waveform], fp32: Path, int8: Path,
+                 options: ExportOptions, reference: list[npt.NDArray[np.float32]],
+                 decode: Any) -> Parity:
+    """Quantise ``fp32`` into ``int8`` and check how many frames keep their best id."""
+    from wavtune.model.families import encoder_config
+
+    encoder = encoder_config(model.config)
+    quantize_int8(fp32, int8, int(encoder.num_attention_heads), int(encoder.hidden_size))
+    parity = check_parity(int8, reference, clips, decode, front)
+    if parity.frame_agreement < options.min_int8_agreement:
+        raise ExportError(f"{int8}: int8 keeps the best id of only "
+                          f"{parity.frame_agreement:.1%} of frames (< "
+                          f"{options.min_int8_agreement:.0%}); use the fp32 model")
+    return parity

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from wavtune.data.audio import Waveform
 from wavtune.data.dataset import AudioSettings
+from wavtune.data.frontend import FrontEnd
 from wavtune.decode.settings import DecoderSettings
 from wavtune.deploy.export import (
     INT8_FILE,
@@ -19,10 +20,11 @@ from wavtune.deploy.export import (
     ExportError,
     OnnxMeta,
     export_folder,
+    onnx_logits,
     require_onnxruntime,
 )
 from wavtune.infer.recognizer import Recognizer
-from wavtune.infer.windows import pad_batch
+from wavtune.model.families import front_end_of
 from wavtune.run.directory import load_vocab
 
 
@@ -53,7 +55,8 @@ class OnnxRecognizer(Recognizer):
         self.session = ort.InferenceSession(str(path), session_options(threads),
                                             providers=["CPUExecutionProvider"])
         self.vocab = load_vocab(folder)
-        self.audio = AudioSettings(self.meta.sample_rate, self.meta.do_normalize)
+        self.audio = AudioSettings(self.meta.sample_rate, self.meta.do_normalize,
+                                   export_front_end(folder, self.meta))
         self.use_attention_mask = self.meta.use_attention_mask
         self.decoder = self._decoder(decoding)
         self.samples_per_frame = self.meta.samples_per_frame
@@ -65,8 +68,16 @@ class OnnxRecognizer(Recognizer):
 
     def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
         """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
-        run as one zero-padded batch."""
-        audio, mask = pad_batch(waves)
-        logits, frames = self.session.run(["logits", "frames"], {"input_values": audio,
-                                                                 "attention_mask": mask})
-        return [np.asarray(logits[i, : int(n)], dtype=np.float32) for i, n in enumerate(frames)]
+        run as one padded batch (one at a time for a padding-sensitive family)."""
+        return onnx_logits(self.session, self.audio.front_end, list(waves))
+
+
+def export_front_end(folder: Path, meta: OnnxMeta) -> FrontEnd:
+    """The front end of an export: the family registry's, from the export's config and feature
+    extractor; an export without config.json (older wavtune) is a waveform one."""
+    if not (folder / "config.json").is_file():
+        return FrontEnd(use_attention_mask=meta.use_attention_mask, sample_rate=meta.sample_rate)
+    from transformers import AutoConfig, AutoFeatureExtractor
+
+    extractor = AutoFeatureExtractor.from_pretrained(str(folder))
+    return front_end_of(AutoConfig.from_pretrained(str(folder)), extractor)

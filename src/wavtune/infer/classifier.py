@@ -47,8 +47,9 @@ class LabelHeads:
         total = [np.zeros(len(s)) for s in self.run.label_sets]  # [heads][labels]
         for piece in np.array_split(wave, pieces):  # about chunk_s each, none of them a sliver
             front = self.run.audio.front_end  # waveform or fbank input, as the family reads
-            inputs, _ = front([piece])
-            out = self.run.model(**{front.input_name: inputs.to(self.run.device)})
+            inputs, mask = front([piece])  # the mask: fbank frames can be padded in one clip
+            out = self.run.model(**front.model_inputs(inputs.to(self.run.device),
+                                                      mask.to(self.run.device)))
             logits = (out.logits,) if self.run.kind == "classify" else out.head_logits
             probs = self.probabilities([h[0].float().cpu().numpy() for h in logits])
             total = [t + p * len(piece) for t, p in zip(total, probs)]

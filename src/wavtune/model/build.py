@@ -34,7 +34,14 @@ from wavtune.constants import SAMPLE_RATE
 from wavtune.data.frontend import FrontEnd
 from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
-from wavtune.model.families import ModelError, family, family_of, front_end_of, geometry_of
+from wavtune.model.families import (
+    ModelError,
+    families_for,
+    family,
+    family_of,
+    front_end_of,
+    geometry_of,
+)
 
 # ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
 _OPTIONAL_FIELDS = (
@@ -255,7 +262,7 @@ def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> 
         raise cannot_load(cfg, e) from None
     except ValueError as e:  # an architecture without a sequence-classification model
         raise ModelError(f"model: no audio classification model for this encoder ({e}); use "
-                         f"wav2vec2, hubert, wavlm, data2vec-audio or wav2vec2-conformer") from None
+                         f"one of {', '.join(families_for('classify'))}") from None
     return _finish(model, fe, cfg)
 
 

@@ -158,9 +158,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            pads_into_outputs=True, lora_targets=CONFORMER_TARGETS),
     Family("wav2vec2-bert", input_kind="features", presets=W2V_BERT_PRESETS,
            lora_targets=CONFORMER_TARGETS,
-           tasks=("ctc",),
-           onnx_unsupported="the ONNX graph takes waveform input_values; wav2vec2-bert reads "
-                            "fbank input_features made by its feature extractor in Python"),
+           tasks=("ctc",)),
     Family("hubert"),
     Family("wavlm"),
     # its stacked positional convolutions carry padded frames into real ones
@@ -179,6 +177,11 @@ def family(name: str) -> Family:
         raise FamilyError(f"model.arch={name!r}: not a family wavtune trains; use one of "
                           f"{', '.join(FAMILIES)}")
     return found
+
+
+def families_for(task: str) -> tuple[str, ...]:
+    """The families that train ``task`` (for messages that say what to use instead)."""
+    return tuple(name for name, f in FAMILIES.items() if task in f.tasks)
 
 
 def encoder_config(config: PretrainedConfig) -> PretrainedConfig:
