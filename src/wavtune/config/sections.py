@@ -77,7 +77,7 @@ class PeftConfig:
     target_modules: list[str] = field(default_factory=list)  # lora; empty: the family's defaults
     bias: Literal["none", "all", "lora_only"] = "none"  # lora: which biases train
     adapter_attn_dim: int = 16  # adapter: bottleneck size of transformers' MMS adapter layers
-    adapter_name: str = "default"  # adapter: its name (e.g. a language code), adapter.<name>.safetensors
+    adapter_name: str = "default"  # adapter: e.g. a language code; adapter.<name>.safetensors
 
 
 @dataclass(frozen=True)
