@@ -204,6 +204,28 @@ def test_transcribe_picks_an_adapter_by_name(adapter: TrainResult, tmp_path: Pat
         capsys.readouterr().err)
 
 
+def test_serve_picks_the_adapter_per_request(adapter: TrainResult, tmp_path: Path) -> None:
+    """Two adapters on one base (the second: the first with a zeroed head, so it emits only
+    blanks); each request names one and gets that adapter's transcript."""
+    pytest.importorskip("fastapi")
+    from safetensors.torch import save_file
+    from servers import request, running_server, upload, wav_bytes
+
+    run = tmp_path / "run"
+    shutil.copytree(adapter.run_dir, run, ignore=shutil.ignore_patterns("checkpoints"))
+    silent = {n: torch.zeros_like(t) if n.startswith("lm_head") else t
+              for n, t in load_file(str(run / "adapter.default.safetensors")).items()}
+    save_file(silent, str(run / "adapter.silent.safetensors"))
+    clip = wav_bytes(tone_speech(VARIED[0], seed=0), 16_000)
+    with running_server(run) as server:
+        assert request(f"{server}/health")[1]["adapters"] == ["default", "silent"]
+        for name, text in (("silent", ""), ("default", VARIED[0]), ("silent", "")):
+            status, body = upload(server, clip, f"?adapter={name}")
+            assert (status, body["text"]) == (200, text)
+        status, body = upload(server, clip, "?adapter=fr")
+        assert status == 404 and "default, silent" in body["detail"]
+
+
 def test_lora_on_a_multitask_run_trains_the_heads_in_full(base: Path, tmp_path: Path) -> None:
     from factories import WORDS
 
