@@ -18,6 +18,7 @@ from factories import VARIED, tiny_overrides, tone_speech, write_corpus
 from safetensors.torch import load_file
 from tinyrun import tiny_ctc_run
 
+from wavtune.card.model_card import render_card
 from wavtune.cli import main
 from wavtune.config import load_config
 from wavtune.errors import WavtuneError
@@ -145,7 +146,7 @@ def test_merged_lora_model_matches_transformers_pipeline_and_peft_adapter(
     assert metrics["peft"]["adapter_bytes"] == sum(
         (adapter_dir / n).stat().st_size
         for n in ("adapter_config.json", "adapter_model.safetensors"))
-    card = (lora.run_dir / "README.md").read_text()
+    card = render_card(lora.run_dir)
     trainable, total = metrics["params"]["trainable"], metrics["params"]["total"]
     assert (f"LoRA (r=8, alpha=16, dropout 0.0, bias none; targets: the family's attention and "
             f"feed-forward linears) trained {trainable:,} of {total:,} parameters") in card
@@ -175,7 +176,7 @@ def test_adapter_run_trains_only_adapter_layers_and_loads_with_load_adapter(
     assert metrics["peft"]["adapter_bytes"] == artefact.stat().st_size
     assert metrics["params"]["trainable"] == sum(
         t.numel() for t in load_file(str(artefact)).values())
-    card = (adapter.run_dir / "README.md").read_text()
+    card = render_card(adapter.run_dir)
     assert "MMS adapters (adapter_attn_dim=16, name `default`) trained" in card
     assert ("artefact, `adapter.default.safetensors` (0.01 MB), loads with "
             '`model.load_adapter("default")`') in card

@@ -48,11 +48,24 @@ def target_modules(model: PreTrainedModel, settings: PeftConfig) -> list[str]:
     return targets
 
 
+def head_modules(model: torch.nn.Module) -> list[str]:
+    """peft ``modules_to_save`` for the heads: each head module, the members of a list of
+    heads (a multi-task model's ``heads``: peft cannot wrap a ModuleList itself)."""
+    found: list[str] = []
+    for name, module in model.named_children():
+        if name not in HEAD_MODULES:
+            continue
+        if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            found += [f"{name}.{child}" for child, _ in module.named_children()]
+        else:
+            found.append(name)
+    return found
+
+
 def apply(model: PreTrainedModel, settings: PeftConfig) -> Tuning:
     """Inject LoRA layers into ``model`` in place; only they and the heads train."""
     peft = _peft()
-    heads = sorted({name.split(".", 1)[0] for name, _ in model.named_parameters()
-                    if is_head(name)} & set(HEAD_MODULES))
+    heads = head_modules(model)
     config = peft.LoraConfig(
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
         target_modules=target_modules(model, settings), bias=settings.bias,
