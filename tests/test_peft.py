@@ -55,6 +55,33 @@ def adapter(base: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult
     return train(load_config(None, peft_overrides(folder, base, "adapter", 40)), progress=False)
 
 
+@pytest.mark.parametrize("task", ["multitask", "classify"])
+def test_lora_on_label_tasks_trains_the_heads_in_full(task: str, base: Path,
+                                                      tmp_path: Path) -> None:
+    from factories import WORDS
+
+    manifest = write_corpus(tmp_path / "data", WORDS, extra={"first": [w[0] for w in WORDS]})
+    overrides = [o for o in tiny_overrides(tmp_path, manifest, steps=3)
+                 if not o.startswith("model.preset")] + [
+        f"model.name_or_path={base}", "model.peft.method=lora", f"task={task}",
+        "data.label_columns=[first]", "heads.proj_size=16"]
+    if task == "classify":
+        overrides.append("train.metric_for_best=accuracy")
+    result = train(load_config(None, overrides), progress=False)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert 0 < metrics["params"]["trainable"] < metrics["params"]["total"] / 4
+    # the label model holds the CTC run's encoder under its own prefix
+    prefix = "encoder." if task == "multitask" else "wav2vec2."
+    before = {prefix + n.removeprefix("wav2vec2."): t
+              for n, t in load_file(str(base / "model.safetensors")).items()}
+    after = load_file(str(result.run_dir / "model.safetensors"))
+    head = "heads." if task == "multitask" else "classifier."
+    assert any(n.startswith(head) for n in after)
+    assert not any("lora_" in n or "modules_to_save" in n for n in after)  # merged, plain
+    changed = {n for n in before if n in after and not torch.equal(before[n], after[n])}
+    assert changed and all(n.rsplit(".", 2)[-2] in LORA_TARGETS for n in changed)
+
+
 def _wer_of(run: Path, manifest: Path) -> float:
     from wavtune.data.manifest import read_manifest
     from wavtune.infer.evaluation import evaluate_run
@@ -225,26 +252,6 @@ def test_serve_picks_the_adapter_per_request(adapter: TrainResult, tmp_path: Pat
             assert (status, body["text"]) == (200, text)
         status, body = upload(server, clip, "?adapter=fr")
         assert status == 404 and "default, silent" in body["detail"]
-
-
-def test_lora_on_a_multitask_run_trains_the_heads_in_full(base: Path, tmp_path: Path) -> None:
-    from factories import WORDS
-
-    manifest = write_corpus(tmp_path / "data", WORDS, extra={"first": [w[0] for w in WORDS]})
-    overrides = [o for o in tiny_overrides(tmp_path, manifest, steps=3)
-                 if not o.startswith("model.preset")] + [
-        f"model.name_or_path={base}", "model.peft.method=lora", "task=multitask",
-        "data.label_columns=[first]", "heads.proj_size=16"]
-    result = train(load_config(None, overrides), progress=False)
-    metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    assert 0 < metrics["params"]["trainable"] < metrics["params"]["total"] / 4
-    # the multi-task model holds the CTC run's encoder under encoder.
-    before = {"encoder." + n.removeprefix("wav2vec2."): t
-              for n, t in load_file(str(base / "model.safetensors")).items()}
-    after = load_file(str(result.run_dir / "model.safetensors"))
-    assert any(n.startswith("heads.") for n in after)
-    changed = {n for n in before if n in after and not torch.equal(before[n], after[n])}
-    assert changed and all(n.rsplit(".", 2)[-2] in LORA_TARGETS for n in changed)
 
 
 @pytest.mark.parametrize("setting, message", [
