@@ -16,6 +16,7 @@ Two parts, each method in its own process (peak RSS is per process):
 
     python benchmarks/peft.py                   # ~6 min on 2 idle cores
     python benchmarks/peft.py --quick           # smoke: tiny preset and steps (~1 min)
+    python benchmarks/peft.py --parts quality --encoder RUN --quality-steps 300 --out X.json
 
 Results: ``benchmarks/results/peft.json``.
 """
@@ -191,7 +192,9 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     encoder = json.loads((Path(args.encoder) / "metrics.json").read_text(encoding="utf-8"))
     for row in rows.values():
         row["wer_minus_full"] = round(row["test_wer"] - rows["none"]["test_wer"], 4)
-    return {"encoder": args.encoder, "encoder_test_wer": round(encoder["test"]["wer"], 4),
+    encoder_wer = encoder.get("test", {}).get("wer")  # none for a pre-training run
+    return {"encoder": args.encoder,
+            "encoder_test_wer": round(encoder_wer, 4) if encoder_wer is not None else None,
             "label_fraction": args.fraction,
             "test_utterances": len(test_rows.read_text().splitlines()),
             "train_utterances": len(train_rows.read_text().splitlines()), "methods": rows}
@@ -206,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-steps", type=int, default=4)
     parser.add_argument("--clip-s", type=float, default=3.0)
     parser.add_argument("--quality-steps", type=int, default=150)
+    parser.add_argument("--parts", default="cost,quality", help="cost, quality or both")
     parser.add_argument("--quick", action="store_true", help="smoke run (figures meaningless)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -219,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         args.preset, args.test_fraction = "tiny", 0.1
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wavtune-peft-") as tmp:
-        results: dict[str, Any] = {"command": "python benchmarks/peft.py" +
-                                   (" --quick" if args.quick else ""),
-                                   "cost": cost(Path(tmp), args),
-                                   "quality": quality(Path(tmp), args)}
+        results: dict[str, Any] = {"command": " ".join(["python", *sys.argv])}
+        for part, measure in (("cost", cost), ("quality", quality)):
+            if part in args.parts.split(","):
+                results[part] = measure(Path(tmp), args)
     results["wall_s"] = round(time.perf_counter() - started)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({results['wall_s']} s)")
