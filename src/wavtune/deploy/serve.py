@@ -120,10 +120,9 @@ class ErrorResponse(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": why} for code, why in (
         (400, "empty or too short audio"), (401, "missing or wrong API key"),
-        (404, "no such adapter in the run"),
         (413, "upload over the size or duration limit"), (415, "not decodable audio"),
         (422, "no 'file' field in the form"), (503, "queue full: retry after Retry-After s"),
-        (504, "not answered within the server's --timeout-s"))
+        (504, "not answered within the server's --timeout-s"), (404, "no such adapter in the run"))
 }
 
 
@@ -147,7 +146,6 @@ class ServiceModel:
             self.recognizer = Recognizer(run_dir, device, decoding=load_decoding(run_dir))
             loaded = self.recognizer.run
         self.loaded = loaded
-        self.adapter: str | None = None  # the MMS adapter loaded now (None: as published)
         self.options = options
         self.name = run_dir.resolve().name
         # the shortest input the encoder accepts: its receptive field, in samples
@@ -167,22 +165,14 @@ class ServiceModel:
                       adapters=self.loaded.adapters())
 
     def run_batch(self, items: Sequence[tuple[Waveform, int, str | None]]) -> list[Transcript]:
-        """Transcripts of (waveform, top_k, adapter) requests: those naming an MMS adapter in
-        groups, one adapter swapped in at a time (None: the one loaded now)."""
-        out: list[Transcript | None] = [None] * len(items)
+        """Transcripts of (waveform, top_k, adapter) requests, one MMS adapter group at a time."""
+        out: dict[int, Transcript] = {}
         for adapter in dict.fromkeys(a for _, _, a in items):
+            if adapter:  # swapped in once and kept: one process serves many adapters
+                self.loaded.use_adapter(adapter)
             group = [i for i, item in enumerate(items) if item[2] == adapter]
-            self.use_adapter(adapter)
-            for i, t in zip(group, self._run_group([(items[i][0], items[i][1]) for i in group])):
-                out[i] = t
-        return [t for t in out if t is not None]
-
-    def use_adapter(self, adapter: str | None) -> None:
-        """Swap in the run's MMS adapter ``adapter`` (kept for the next requests, so one
-        process serves many languages); None keeps the one loaded."""
-        if adapter and adapter != self.adapter:
-            self.loaded.use_adapter(adapter)
-            self.adapter = adapter
+            out.update(zip(group, self._run_group([(items[i][0], items[i][1]) for i in group])))
+        return [out[i] for i in range(len(items))]
 
     def _run_group(self, items: Sequence[tuple[Waveform, int]]) -> list[Transcript]:
         """Clips within one window in one padded forward pass, longer clips (and
@@ -382,8 +372,7 @@ def _add_transcribe(app: FastAPI, model: ServiceModel, options: ServeOptions,
         file: Annotated[UploadFile, File(description=f"audio: {FORMATS_HINT}")],
         chars: Annotated[bool, Query(description="also time each character")] = False,
         top_k: Annotated[int, Query(ge=1, le=50, description="labels per head")] = 1,
-        adapter: Annotated[str | None, Query(
-            description="MMS adapter to use (RUN/adapter.NAME.safetensors; see /health)")] = None,
+        adapter: Annotated[str | None, Query(description="MMS adapter (see /health)")] = None,
     ) -> TranscribeResponse:
         name = file.filename or "upload"
         file.file.seek(0, io.SEEK_END)

@@ -84,6 +84,8 @@ class LoadedRun:
         """Swap in the MMS adapter ``RUN/adapter.<name>.safetensors`` (a ``model.peft.method:
         adapter`` run; copy other runs' adapter files beside it to serve several from one base).
         Its vocabulary must be the run's (``vocab.json``)."""
+        if name == getattr(self, "adapter", None):
+            return  # loaded already
         path = self.root / f"adapter.{name}.safetensors"
         if not path.is_file():
             raise RunError(f"{path}: no such adapter file; this run holds "
@@ -93,3 +95,4 @@ class LoadedRun:
                            f"(config.json adapter_attn_dim); --adapter needs an adapter run")
         self.model.load_adapter(name)
         self.model.eval()
+        self.adapter = name  # the adapter loaded now

@@ -342,8 +342,7 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self.is_main:
             save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state,
-                            self.command,
-                            trainable_only=self.config.model.peft.method != "none")
+                            self.command, self.config.model.peft.method != "none")
             prune_checkpoints(self.run, self.config.train.save_total_limit, self.state.best_step)
         self.accelerator.wait_for_everyone()
 
@@ -372,9 +371,8 @@ class Trainer:
         published = load_best_weights(self.run, self.state, self.unwrapped)
         padding = self.meter.epoch_padding(self._sum_over_processes)  # all ranks take part
         scored: dict[str, Evaluation] = {}
-        peft: dict[str, Any] = {}
-        if self.is_main:  # PEFT: the adapter artefact, then the merged model is published
-            _, peft = publish_model(self.run, self.unwrapped, self.built.tuning)
+        peft = publish_model(self.run, self.unwrapped, self.built.tuning)[1] if self.is_main else {}
+        if self.is_main:
             for split, dataset, desc in (("eval", self.eval_set, "eval (published model)"),
                                          ("test", self.test_set, "test")):
                 if dataset is not None:
