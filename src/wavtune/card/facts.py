@@ -119,7 +119,7 @@ def model_facts(root: Path) -> ModelFacts:
     if isinstance(id2label, dict) and config.get("num_labels", len(id2label)) and not all(
             str(v).startswith("LABEL_") for v in id2label.values()):
         labels = tuple(str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k)))
-    shards = sorted(root.glob("*.safetensors"))
+    shards = sorted(root.glob("model*.safetensors"))  # not an adapter.<name>.safetensors
     counts = [safetensors_parameters(p) for p in shards]
     tokens = tuple(t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])) if vocab else ()
     rate = prep.get("sampling_rate")

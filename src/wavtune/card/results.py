@@ -150,8 +150,41 @@ def published_text(facts: RunFacts) -> str:
             f"{fmt(m.best_metric)} at step {m.best_step} of {last}{tail}.")
 
 
+def _peft_settings(method: str, settings: Mapping[str, Any]) -> str:
+    if method == "lora":
+        targets = ", ".join(f"`{t}`" for t in settings.get("target_modules") or ()) or (
+            "the family's attention and feed-forward linears")
+        return (f"LoRA (r={settings.get('r')}, alpha={settings.get('alpha')}, dropout "
+                f"{settings.get('dropout')}, bias {settings.get('bias')}; targets: {targets})")
+    return (f"MMS adapters (adapter_attn_dim={settings.get('adapter_attn_dim')}, name "
+            f"`{settings.get('adapter_name')}`)")
+
+
+def peft_note(facts: RunFacts) -> str | None:
+    """What metrics.json's ``peft`` record says: method, settings, trainable share, artefact."""
+    peft = facts.metrics.extra.get("peft")
+    if not isinstance(peft, Mapping) or peft.get("method", "none") == "none":
+        return None
+    method, params = str(peft["method"]), peft.get("params") or {}
+    total, trainable = int(params.get("total", 0)), int(params.get("trainable", 0))
+    share = f" ({100 * trainable / total:.2f}%)" if total else ""
+    files = [f for f in peft.get("adapter_files") or () if not str(f).endswith(".md")]
+    size = float(peft.get("adapter_bytes", 0)) / 1e6
+    where = ("`adapter/`" if method == "lora" else ", ".join(f"`{f}`" for f in files))
+    loads = ('peft.PeftModel.from_pretrained(base, "adapter")' if method == "lora" else
+             f'model.load_adapter("{peft.get("settings", {}).get("adapter_name")}")')
+    merged = ("the LoRA updates are merged into the published weights" if method == "lora"
+              else "the published model holds its adapter layers")
+    return (f"Parameter-efficient fine-tuning: {_peft_settings(method, peft.get('settings', {}))}"
+            f" trained {trainable:,} of {total:,} parameters{share}; {merged}. The adapter "
+            f"artefact, {where} ({size:.2f} MB), loads with `{loads}`.")
+
+
 def procedure_notes(facts: RunFacts) -> list[str]:
     notes = [published_text(facts)]
+    peft = peft_note(facts)
+    if peft:
+        notes.append(peft)
     runtime = facts.metrics.train_runtime_s
     if runtime:
         device = facts.metrics.extra.get("device")

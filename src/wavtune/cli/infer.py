@@ -110,11 +110,16 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     decoding = settings_from_args(args)
     if args.backend == "onnx":
         from wavtune.deploy.onnx_runtime import OnnxRecognizer
+        from wavtune.run.directory import RunError
+
+        if args.adapter:
+            raise RunError("--adapter works with --backend pytorch (the ONNX export holds the "
+                           "adapter the run published)")
 
         rec: Recognizer = OnnxRecognizer(args.run, int8=args.int8, threads=args.threads,
                                          decoding=decoding)
     else:
-        rec = Recognizer(args.run, device=args.device, decoding=decoding)
+        rec = Recognizer(args.run, device=args.device, decoding=decoding, adapter=args.adapter)
     options = TranscribeOptions(args.chunk_s, args.overlap_s, args.batch_size, args.max_batch_s)
     if args.format in ("srt", "vtt") and len(paths) > 1 and not args.output_dir:
         raise AudioError(f"--format {args.format} with {len(paths)} files: give --output-dir DIR "
@@ -192,6 +197,9 @@ def _add_transcribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="onnx: ONNX Runtime on CPU with RUN's export (wavtune export RUN --onnx)")
     p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")
     p.add_argument("--threads", type=int, default=0, help="onnx: intra-op threads (0: default)")
+    p.add_argument("--adapter", metavar="NAME",
+                   help="an adapter run (model.peft.method: adapter): load "
+                        "RUN/adapter.NAME.safetensors, e.g. a language code, into the model")
     _add_inference_options(p)
     add_decoder_options(p)
     p.set_defaults(func=cmd_transcribe)

@@ -23,6 +23,7 @@ from wavtune.config.sections import (
     HeadsConfig,
     ModelConfig,
     OnError,
+    PeftConfig,
     Precision,
     PretrainConfig,
     Scheduler,
@@ -32,8 +33,8 @@ from wavtune.config.sections import (
 
 __all__ = [
     "AugmentConfig", "CardConfig", "Config", "ConfigError", "DataConfig", "EvalStrategy",
-    "HeadsConfig", "ModelConfig", "OnError", "Precision", "PretrainConfig", "Scheduler",
-    "TextConfig", "TrainConfig",
+    "HeadsConfig", "ModelConfig", "OnError", "PeftConfig", "Precision", "PretrainConfig",
+    "Scheduler", "TextConfig", "TrainConfig",
     "apply_overrides", "augment_options", "dump_config", "from_dict", "load_config", "to_dict",
     "validate",
 ]

@@ -71,6 +71,15 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
                 "(random init, e.g. 'tiny'), optionally with model.overrides"
             ),
         ),
+        (
+            config.model.peft.method == "none" or config.model.freeze_encoder_steps == 0,
+            "model.freeze_encoder_steps: PEFT keeps the encoder frozen throughout; set it to 0 "
+            "with model.peft.method",
+        ),
+        (
+            config.model.peft.r >= 1 and config.model.peft.adapter_attn_dim >= 1,
+            "model.peft.r and model.peft.adapter_attn_dim: must be >= 1",
+        ),
     ]
 
 

@@ -67,6 +67,20 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class PeftConfig:
+    """Parameter-efficient fine-tuning (wavtune.model.peft): LoRA via peft, or MMS adapters."""
+
+    method: Literal["none", "lora", "adapter"] = "none"  # none: every weight trains
+    r: int = 8  # lora: rank of the update matrices
+    alpha: int = 16  # lora: scaling (alpha / r)
+    dropout: float = 0.0  # lora: dropout on the LoRA branch
+    target_modules: list[str] = field(default_factory=list)  # lora; empty: the family's defaults
+    bias: Literal["none", "all", "lora_only"] = "none"  # lora: which biases train
+    adapter_attn_dim: int = 16  # adapter: bottleneck size of transformers' MMS adapter layers
+    adapter_name: str = "default"  # adapter: e.g. a language code; adapter.<name>.safetensors
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The encoder and its CTC head. ``None`` keeps the checkpoint's own value."""
 
@@ -94,6 +108,7 @@ class ModelConfig:
     ctc_loss_reduction: Literal["mean", "sum"] = "mean"
     allow_pickle_weights: bool = False  # true: also load *.bin (pickle) weights; trusted files only
     random_init: bool = False  # true: name_or_path's architecture with fresh weights (the baseline)
+    peft: PeftConfig = field(default_factory=PeftConfig)  # LoRA / adapters instead of full tuning
 
 
 @dataclass(frozen=True)

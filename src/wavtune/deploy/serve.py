@@ -2,7 +2,8 @@
 
 ``POST /transcribe`` takes an audio upload (multipart field ``file``) and answers the transcript,
 timed words (and characters with ``?chars=true``), each label head's ``?top_k`` best labels for
-multi-task and classification runs, and the duration. ``GET /health`` describes the model;
+multi-task and classification runs, and the duration; ``?adapter=NAME`` swaps in the run's MMS
+adapter ``adapter.NAME.safetensors`` first. ``GET /health`` describes the model;
 ``GET /`` is a small page to upload or record a clip; ``/docs`` and ``/openapi.json`` are
 FastAPI's. This module imports FastAPI at the top: import it only when serving
 (:mod:`wavtune.cli.serve` does so lazily and says how to install the extra).
@@ -109,6 +110,7 @@ class Health(BaseModel):
     device: str
     max_upload_mb: float
     version: str
+    adapters: list[str] = []  # MMS adapters the run holds (RUN/adapter.<name>.safetensors)
 
 
 class ErrorResponse(BaseModel):
@@ -120,7 +122,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "empty or too short audio"), (401, "missing or wrong API key"),
         (413, "upload over the size or duration limit"), (415, "not decodable audio"),
         (422, "no 'file' field in the form"), (503, "queue full: retry after Retry-After s"),
-        (504, "not answered within the server's --timeout-s"))
+        (504, "not answered within the server's --timeout-s"), (404, "no such adapter in the run"))
 }
 
 
@@ -159,11 +161,22 @@ class ServiceModel:
                       sample_rate=self.sample_rate, frame_s=rec.frame_s if rec else None,
                       vocab_size=len(rec.vocab) if rec else None,
                       label_heads={s.column: list(s.labels) for s in self.loaded.label_sets},
-                      device=device, max_upload_mb=max_upload_mb, version=__version__)
+                      device=device, max_upload_mb=max_upload_mb, version=__version__,
+                      adapters=self.loaded.adapters())
 
-    def run_batch(self, items: Sequence[tuple[Waveform, int]]) -> list[Transcript]:
-        """Transcripts of (waveform, top_k) requests: clips within one window in one padded
-        forward pass, longer clips (and classification runs) one at a time."""
+    def run_batch(self, items: Sequence[tuple[Waveform, int, str | None]]) -> list[Transcript]:
+        """Transcripts of (waveform, top_k, adapter) requests, one MMS adapter group at a time."""
+        out: dict[int, Transcript] = {}
+        for adapter in dict.fromkeys(a for _, _, a in items):
+            if adapter:  # swapped in once and kept: one process serves many adapters
+                self.loaded.use_adapter(adapter)
+            group = [i for i, item in enumerate(items) if item[2] == adapter]
+            out.update(zip(group, self._run_group([(items[i][0], items[i][1]) for i in group])))
+        return [out[i] for i in range(len(items))]
+
+    def _run_group(self, items: Sequence[tuple[Waveform, int]]) -> list[Transcript]:
+        """Clips within one window in one padded forward pass, longer clips (and
+        classification runs) one at a time."""
         window = int(self.options.chunk_s * self.sample_rate)
         short = [i for i, (w, _) in enumerate(items) if len(w) <= window]
         out: list[Transcript | None] = [None] * len(items)
@@ -304,7 +317,7 @@ def create_app(run_dir: str | Path, options: ServeOptions = ServeOptions()) -> F
         raise RunError(f"{run_dir}: no config.json; is this a finished wavtune run directory?")
     model = ServiceModel(run_dir, options.device, options.transcribe)
     metrics = prom.ServiceMetrics()
-    batcher: MicroBatcher[tuple[Waveform, int], Transcript] = MicroBatcher(
+    batcher: MicroBatcher[tuple[Waveform, int, str | None], Transcript] = MicroBatcher(
         model.run_batch, options.max_batch, options.batch_window_ms / 1000, options.max_queue,
         on_batch=metrics.batch)
     metrics.queue_depth = lambda: batcher.depth
@@ -351,7 +364,7 @@ def _add_pages(app: FastAPI, model: ServiceModel, options: ServeOptions,
 
 
 def _add_transcribe(app: FastAPI, model: ServiceModel, options: ServeOptions,
-                    batcher: MicroBatcher[tuple[Waveform, int], Transcript],
+                    batcher: MicroBatcher[tuple[Waveform, int, str | None], Transcript],
                     metrics: prom.ServiceMetrics) -> None:
     @app.post("/transcribe", response_model=TranscribeResponse, response_model_exclude_none=False,
               responses=ERRORS)
@@ -359,6 +372,7 @@ def _add_transcribe(app: FastAPI, model: ServiceModel, options: ServeOptions,
         file: Annotated[UploadFile, File(description=f"audio: {FORMATS_HINT}")],
         chars: Annotated[bool, Query(description="also time each character")] = False,
         top_k: Annotated[int, Query(ge=1, le=50, description="labels per head")] = 1,
+        adapter: Annotated[str | None, Query(description="MMS adapter (see /health)")] = None,
     ) -> TranscribeResponse:
         name = file.filename or "upload"
         file.file.seek(0, io.SEEK_END)
@@ -371,8 +385,11 @@ def _add_transcribe(app: FastAPI, model: ServiceModel, options: ServeOptions,
             raise HTTPException(400, f"{name}: {len(wave) / model.sample_rate * 1000:.0f} ms of "
                                      f"audio is too short for the model (it needs at least "
                                      f"{model.min_samples / model.sample_rate * 1000:.0f} ms)")
+        if adapter and adapter not in model.loaded.adapters():
+            raise HTTPException(404, f"adapter {adapter!r}: not in this run (it holds "
+                                     f"{', '.join(model.loaded.adapters()) or 'none'})")
         try:
-            result = await batcher.submit((wave, top_k), options.timeout_s)
+            result = await batcher.submit((wave, top_k, adapter), options.timeout_s)
         except QueueFull as e:
             raise HTTPException(503, f"the server is busy ({e}); retry after {RETRY_AFTER_S} s",
                                 headers={"Retry-After": str(RETRY_AFTER_S)}) from None

@@ -74,3 +74,25 @@ class LoadedRun:
                                    front_end_of(self.model.config, fe))
         self.use_attention_mask = bool(fe.return_attention_mask)
         self.device = device
+
+    def adapters(self) -> list[str]:
+        """The MMS adapters this run holds: the NAMEs of ``RUN/adapter.NAME.safetensors``."""
+        return sorted(p.name[len("adapter."):-len(".safetensors")]
+                      for p in self.root.glob("adapter.*.safetensors"))
+
+    def use_adapter(self, name: str) -> None:
+        """Swap in the MMS adapter ``RUN/adapter.<name>.safetensors`` (a ``model.peft.method:
+        adapter`` run; copy other runs' adapter files beside it to serve several from one base).
+        Its vocabulary must be the run's (``vocab.json``)."""
+        if name == getattr(self, "adapter", None):
+            return  # loaded already
+        path = self.root / f"adapter.{name}.safetensors"
+        if not path.is_file():
+            raise RunError(f"{path}: no such adapter file; this run holds "
+                           f"{', '.join(self.adapters()) or 'none (not an adapter run)'}")
+        if getattr(self.model.config, "adapter_attn_dim", None) is None:
+            raise RunError(f"{self.root}: the published model has no adapter layers "
+                           f"(config.json adapter_attn_dim); --adapter needs an adapter run")
+        self.model.load_adapter(name)
+        self.model.eval()
+        self.adapter = name  # the adapter loaded now

@@ -41,8 +41,10 @@ class Recognizer:
     otherwise); a multi-task run also labels what it transcribes."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu",
-                 decoding: DecoderSettings | None = None) -> None:
+                 decoding: DecoderSettings | None = None, adapter: str | None = None) -> None:
         run = LoadedRun(run_dir, device)
+        if adapter:  # an MMS adapter by name (RUN/adapter.<name>.safetensors)
+            run.use_adapter(adapter)
         if run.vocab is None:
             raise RunError(f"{run_dir}: a classification run has no CTC head to transcribe with; "
                            f"use 'wavtune classify'")

@@ -42,6 +42,8 @@ from wavtune.model.families import (
     front_end_of,
     geometry_of,
 )
+from wavtune.model.peft import Tuning, apply_peft
+from wavtune.model.peft.adapter import build_fields
 
 # ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
 _OPTIONAL_FIELDS = (
@@ -71,6 +73,7 @@ class BuiltModel:
 
     model: PreTrainedModel
     feature_extractor: Wav2Vec2FeatureExtractor
+    tuning: Tuning | None = None  # model.peft: what was applied (None: built without one)
 
     @property
     def sample_rate(self) -> int:
@@ -114,7 +117,7 @@ def _head_fields(cfg: ModelConfig, vocab: Vocabulary) -> dict[str, Any]:
         "ctc_loss_reduction": cfg.ctc_loss_reduction,
         "ctc_zero_infinity": cfg.ctc_zero_infinity,
     }
-    fields.update({k: getattr(cfg, k) for k in _OPTIONAL_FIELDS if getattr(cfg, k) is not None})
+    fields.update(optional_fields(cfg))
     return fields
 
 
@@ -180,7 +183,8 @@ def build_model(config: Config, vocab: Vocabulary | None,
 
 
 def optional_fields(cfg: ModelConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in _OPTIONAL_FIELDS if getattr(cfg, k) is not None}
+    fields = {k: getattr(cfg, k) for k in _OPTIONAL_FIELDS if getattr(cfg, k) is not None}
+    return {**fields, **build_fields(cfg.peft)}  # MMS adapter layers are built with the model
 
 
 def random_init_config(cfg: ModelConfig, fields: dict[str, Any]) -> PretrainedConfig:
@@ -229,12 +233,16 @@ def _finish(model: PreTrainedModel, fe: Wav2Vec2FeatureExtractor, cfg: ModelConf
     if model_kind(model) != "ctc":
         family_of(model.config).check_task(model_kind(model))
     if cfg.gradient_checkpointing:
-        # transformers 5 renamed it; the old name still works but warns
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)()
+        # transformers 5 renamed it; the old name still works but warns. Non-reentrant: the
+        # reentrant form over a frozen feature encoder gives LoRA no gradient, silently
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     set_encoder_frozen(model, frozen=cfg.freeze_encoder_steps > 0,
                        freeze_feature_encoder=cfg.freeze_feature_encoder)
-    return BuiltModel(model, fe)
+    return BuiltModel(model, fe, apply_peft(model, cfg.peft))
 
 
 def build_classifier(cfg: ModelConfig, heads: HeadsConfig, labels: LabelSet) -> BuiltModel:

@@ -23,6 +23,7 @@ log = logging.getLogger("wavtune")
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
+TRAINABLE_FILE = "trainable.safetensors"  # PEFT runs: only the trainable tensors
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,11 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainerState,
     command: str = "train",
+    trainable_only: bool = False,
 ) -> Path:
-    """Write model weights (safetensors), optimizer/scheduler/RNG states and ``state``.
+    """Write model weights (safetensors), optimizer/scheduler/RNG states and ``state``;
+    ``trainable_only`` (PEFT runs): only the trainable tensors, the frozen base stays where the
+    run loads it from.
 
     Everything goes to ``.tmp-step-N`` first, then one rename makes it ``step-N``: a kill at any
     point leaves the previous checkpoints as they were. A failed write (a full disk) removes the
@@ -91,7 +95,13 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        save_model(model, tmp)
+        if trainable_only:
+            from safetensors.torch import save_file
+
+            save_file({n: p.detach().contiguous() for n, p in model.named_parameters()
+                       if p.requires_grad}, str(tmp / TRAINABLE_FILE))
+        else:
+            save_model(model, tmp)
         faults.in_checkpoint(state.step)
         tensors = {
             "optimizer": optimizer.state_dict(),
@@ -197,6 +207,9 @@ def load_checkpoint(
     for shard in sorted(path.glob("*.safetensors")):  # one file, or shards of a large model
         weights.update(load_file(str(shard)))
     missing, unexpected = model.load_state_dict(weights, strict=False)
+    if (path / TRAINABLE_FILE).is_file():  # a PEFT checkpoint: only the trainable tensors
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        missing = [k for k in missing if k not in frozen]
     if unexpected or [k for k in missing if "masked_spec_embed" not in k]:
         raise CheckpointError(
             f"{path}: checkpoint does not match the model (missing {missing[:3]}, "

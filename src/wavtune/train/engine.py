@@ -70,12 +70,15 @@ def make_accelerator(train: TrainConfig, find_unused_parameters: bool) -> Any:
     )
 
 
-def make_optimizer(model: torch.nn.Module, train: TrainConfig, total_steps: int
+def make_optimizer(model: torch.nn.Module, train: TrainConfig, total_steps: int,
+                   trainable_only: bool = False
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW (no weight decay on biases and norms: parameters with fewer than 2 dimensions) and
-    its per-step LR multiplier over ``total_steps`` optimizer steps."""
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    its per-step LR multiplier over ``total_steps`` optimizer steps; ``trainable_only`` (PEFT):
+    over the trainable parameters alone (frozen ones never thaw)."""
+    params = [p for p in model.parameters() if p.requires_grad or not trainable_only]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": train.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     betas = (train.adam_beta1, train.adam_beta2)
@@ -110,7 +113,8 @@ def build_engine(accelerator: Any, model: torch.nn.Module, config: Config, total
                  run: RunDir, resume: bool) -> Engine:
     """Optimizer and schedule for ``model``, prepared by ``accelerator``; with ``resume``, the
     newest whole checkpoint of ``run`` restored into all three."""
-    optimizer, scheduler = make_optimizer(model, config.train, total_steps)
+    efficient = config.model.peft.method != "none"
+    optimizer, scheduler = make_optimizer(model, config.train, total_steps, efficient)
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainerState()
     unwrapped = accelerator.unwrap_model(wrapped)
@@ -118,6 +122,6 @@ def build_engine(accelerator: Any, model: torch.nn.Module, config: Config, total
     if found is not None:
         latest, state = found
         log.info("resumed from %s (step %d)", latest, state.step)
-    if state.step >= config.model.freeze_encoder_steps:  # otherwise the loop unfreezes it
+    if not efficient and state.step >= config.model.freeze_encoder_steps:  # else the loop does
         set_encoder_frozen(unwrapped, False, config.model.freeze_feature_encoder)
     return Engine(accelerator, wrapped, optimizer, scheduler, state)

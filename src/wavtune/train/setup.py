@@ -86,3 +86,14 @@ def log_summary(built: BuiltModel, data: PreparedData, train_rows: int, eval_row
              count_parameters(model, trainable_only=True) / 1e6, "; ".join(heads))
     log.info("data: %d train / %d eval utterances; %d steps (%d per epoch)",
              train_rows, eval_rows, total_steps, steps_per_epoch)
+
+
+def check_first_step(built: BuiltModel, model: Any) -> None:
+    """After the first backward of a PEFT run: every trainable tensor got a gradient, else a
+    diagnosis now (not a run that silently trains only its head)."""
+    if built.tuning is None or not built.tuning.efficient:
+        return
+    from wavtune.model.families import encoder_config
+    from wavtune.model.peft import check_gradients
+
+    check_gradients(model, float(getattr(encoder_config(model.config), "layerdrop", 0.0) or 0.0))

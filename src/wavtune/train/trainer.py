@@ -31,7 +31,7 @@ from wavtune.run.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.scoring.classification import HeadEvaluation
 from wavtune.scoring.evaluation import CTCEvaluation, Evaluation, write_task_predictions
 from wavtune.train import faults
-from wavtune.train.checkpoint import prune_checkpoints, save_checkpoint, save_model
+from wavtune.train.checkpoint import prune_checkpoints, save_checkpoint
 from wavtune.train.divergence import GoodStep, divergence_message
 from wavtune.train.engine import build_engine, make_accelerator
 from wavtune.train.interrupts import StopFlag
@@ -40,8 +40,14 @@ from wavtune.train.loopstate import LoopState, StepOutcome, step_outcome
 from wavtune.train.meter import TrainMeter
 from wavtune.train.objective import Objective, TrainingObjective, is_better
 from wavtune.train.prepare import prepare_data
-from wavtune.train.publish import load_best_weights, run_metrics
-from wavtune.train.setup import audio_settings, fit_to_model, log_summary, open_run
+from wavtune.train.publish import load_best_weights, publish_model, run_metrics
+from wavtune.train.setup import (
+    audio_settings,
+    check_first_step,
+    fit_to_model,
+    log_summary,
+    open_run,
+)
 from wavtune.train.trackers import start_trackers
 
 log = logging.getLogger("wavtune")
@@ -190,6 +196,8 @@ class Trainer:
         loop.grad_norm = self.accelerator.clip_grad_norm_(
             self.model.parameters(), self.config.train.max_grad_norm or math.inf)
         finite = bool(torch.isfinite(torch.as_tensor(loop.grad_norm)))
+        if self.state.step == 0 and finite:
+            check_first_step(self.built, self.unwrapped)  # PEFT: every trainable tensor moved
         scaler = self.accelerator.scaler
         if not finite and scaler is not None:
             self.optimizer.step()  # fp16: the scaler sees the inf/NaN, skips and lowers its scale
@@ -334,7 +342,7 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self.is_main:
             save_checkpoint(self.run, self.unwrapped, self.optimizer, self.scheduler, self.state,
-                            self.command)
+                            self.command, self.config.model.peft.method != "none")
             prune_checkpoints(self.run, self.config.train.save_total_limit, self.state.best_step)
         self.accelerator.wait_for_everyone()
 
@@ -363,8 +371,8 @@ class Trainer:
         published = load_best_weights(self.run, self.state, self.unwrapped)
         padding = self.meter.epoch_padding(self._sum_over_processes)  # all ranks take part
         scored: dict[str, Evaluation] = {}
+        peft = publish_model(self.run, self.unwrapped, self.built.tuning)[1] if self.is_main else {}
         if self.is_main:
-            save_model(self.unwrapped, self.run.root)
             for split, dataset, desc in (("eval", self.eval_set, "eval (published model)"),
                                          ("test", self.test_set, "test")):
                 if dataset is not None:
@@ -374,7 +382,7 @@ class Trainer:
                        "num_processes": self.accelerator.num_processes,
                        "padding_ratio_by_epoch": padding}
             self.run.write_json(self.run.metrics, run_metrics(
-                self.config, self.state, published, wall_s, self.data, machine, scored))
+                self.config, self.state, published, wall_s, self.data, machine, scored, peft))
         self.accelerator.wait_for_everyone()
         evaluated, tested = scored.get("eval"), scored.get("test")
         return TrainResult(
