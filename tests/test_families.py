@@ -143,3 +143,36 @@ def test_wav2vec2_bert_trains_and_loads_in_pipeline_with_the_same_transcript(
     capsys.readouterr()  # training's progress lines
     assert main(["transcribe", str(result.run_dir), str(clip), "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == expected.strip()
+
+
+@pytest.mark.parametrize("adapter", [{"add_adapter": False}, {"adapter_stride": 2},
+                                     {"adapter_stride": 3}])
+def test_wav2vec2_bert_frame_geometry_matches_the_model_with_each_adapter(
+        adapter: dict[str, object]) -> None:
+    from transformers import Wav2Vec2BertForCTC
+
+    from wavtune.model.build import random_init_config
+
+    config = random_init_config(ModelConfig(arch="wav2vec2-bert", preset="tiny",
+                                            overrides=adapter), {"vocab_size": 8})
+    model = Wav2Vec2BertForCTC(config).eval()
+    geometry = family("wav2vec2-bert").geometry(config)
+    extractor = family("wav2vec2-bert").default_feature_extractor(config)
+    for samples in (3_000, 11_000, 16_321):
+        inputs = extractor(np.zeros(samples, np.float32), sampling_rate=16_000,
+                           return_attention_mask=True, return_tensors="pt")
+        with torch.no_grad():
+            frames = model(input_features=inputs.input_features).logits.shape[1]
+        # the valid frames the CTC loss counts (an odd fbank frame count is padded to an even
+        # one and its last stacked frame masked, so the logits may hold one frame more)
+        valid = int(model._get_feat_extract_output_lengths(
+            inputs.attention_mask.sum(-1), add_adapter=config.add_adapter)[0])
+        assert geometry.frames(samples) == valid and frames - valid in (0, 1), (adapter, samples)
+
+
+def test_an_adapter_stride_transformers_miscounts_is_refused_before_training() -> None:
+    from wavtune.model.build import random_init_config
+
+    with pytest.raises(ModelError, match="add_adapter: false"):
+        random_init_config(ModelConfig(arch="wav2vec2-bert", preset="tiny",
+                                       overrides={"adapter_stride": 1}), {"vocab_size": 8})

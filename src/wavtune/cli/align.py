@@ -41,14 +41,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--pad-s", type=float, default=0.0,
                    help="silence added on each side for the model's forward pass (s, default "
                         "0); helps models that emit a spurious character on the first frame")
+    _add_window_options(p)
+    p.set_defaults(func=cmd_align)
+    _add_segment(sub)
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    """The model's windows over long audio (as ``transcribe`` has them) and the device."""
     p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
                    help=f"window length for long audio (s, default {DEFAULT_CHUNK_S:g})")
     p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
                    help=f"context on each side of a window (s, default "
                         f"{DEFAULT_CHUNK_OVERLAP_S:g})")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.set_defaults(func=cmd_align)
-    _add_segment(sub)
 
 
 def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,12 +70,7 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--min-score", type=float, default=float("-inf"),
                    help="leave out utterances whose mean log-posterior per character is lower "
                         "(e.g. -1.5; default: keep all)")
-    p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
-                   help=f"window length for the model (s, default {DEFAULT_CHUNK_S:g})")
-    p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
-                   help=f"context on each side of a window (s, default "
-                        f"{DEFAULT_CHUNK_OVERLAP_S:g})")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    _add_window_options(p)
     p.set_defaults(func=cmd_segment)
 
 

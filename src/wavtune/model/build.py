@@ -190,9 +190,11 @@ def optional_fields(cfg: ModelConfig) -> dict[str, Any]:
 def random_init_config(cfg: ModelConfig, fields: dict[str, Any]) -> PretrainedConfig:
     preset = family(cfg.arch).preset(cfg.preset) if cfg.preset else {}
     try:
-        return AutoConfig.for_model(cfg.arch, **{**preset, **cfg.overrides, **fields})
+        config = AutoConfig.for_model(cfg.arch, **{**preset, **cfg.overrides, **fields})
     except ValueError as e:
         raise ModelError(f"model.arch={cfg.arch!r}: {e}") from None
+    family(cfg.arch).check_config(config)
+    return config
 
 
 def weight_format(cfg: ModelConfig) -> dict[str, Any]:

@@ -107,8 +107,9 @@ class Family:
     def geometry(self, config: PretrainedConfig) -> FrameGeometry:
         """Frame geometry of an encoder config of this family."""
         if self.input_kind == "features":
+            # transformers' adapter convs pad stride // 2 frames on each side
             adapter = ((int(config.adapter_kernel_size), int(config.adapter_stride),
-                        int(config.adapter_kernel_size) // 2),) * int(config.num_adapter_layers)
+                        int(config.adapter_stride) // 2),) * int(config.num_adapter_layers)
             return fbank_geometry(400, 160, 2, adapter if config.add_adapter else ())
         return conv_geometry(config.conv_kernel, config.conv_stride)
 
@@ -136,6 +137,18 @@ class Family:
             padding_sensitive=self.padding_sensitive(config),
             extractor=extractor if self.input_kind == "features" else None,
             sample_rate=int(extractor.sampling_rate))
+
+    def check_config(self, config: PretrainedConfig) -> None:
+        """FamilyError, before training, for encoder settings transformers gets wrong."""
+        if self.input_kind == "features" and getattr(config, "add_adapter", False) and \
+                int(config.adapter_stride) < 2:
+            # the adapter convs pad stride // 2 = 0 frames, so a kernel-3 stride-1 layer drops 2
+            # frames, but _get_feat_extract_output_lengths keeps them: the CTC loss then fails
+            # ("input_lengths to have value at most 9, but got 10")
+            raise FamilyError(f"model.arch={self.name!r}: adapter_stride "
+                              f"{config.adapter_stride} gives CTC lengths that transformers "
+                              "computes wrongly (the loss fails); for 20 ms frames set "
+                              "model.overrides.add_adapter: false, or keep adapter_stride >= 2")
 
     def check_task(self, task: str) -> None:
         """FamilyError, before training, for a task this family cannot train."""
