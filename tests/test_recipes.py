@@ -102,3 +102,18 @@ def test_recipe_smoke_run_writes_a_card_matching_the_seed(tmp_path: Path, seed: 
     assert [h for h in headings(text) if h in sections] == sections  # the seed's, in order
     assert table_columns(results_table(text)) == table_columns(results_table(seed_text))
     assert f"# {config.card.model_name}\n" in text
+
+
+EXAMPLES = sorted((RECIPES_DIR.parent / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_config_loads_and_builds_its_model(path: Path) -> None:
+    """Each examples/*.yaml passes the config checks and its model builds (a typo in a key,
+    an arch or an override fails here, not after a user has prepared the data)."""
+    from wavtune.model.build import random_init_config
+
+    config = load_config(path)
+    assert config.data.train and config.train.output_dir
+    if config.model.preset:  # the from-scratch recipes
+        random_init_config(config.model, {"vocab_size": 12})
