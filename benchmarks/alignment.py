@@ -37,7 +37,7 @@ from wavtune.data.manifest import Utterance, read_manifest
 from wavtune.infer.aligner import Aligner, AlignOptions
 from wavtune.infer.mislabel import find_misaligned
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (after packages)
 from machine import machine_info  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

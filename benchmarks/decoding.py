@@ -37,7 +37,7 @@ from wavtune.decode.settings import DecoderSettings
 from wavtune.infer.tuning import DevSet, dev_outputs, grid, score, tune
 from wavtune.run.directory import load_vocab
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (after packages)
 from machine import machine_info  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -33,7 +33,7 @@ from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.infer.recognizer import Recognizer
 from wavtune.infer.windows import plan_batches
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (after packages)
 from machine import machine_info  # noqa: E402
 
 RUN_FILES = (

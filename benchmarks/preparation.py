@@ -24,7 +24,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed packages)
 from machine import machine_info  # noqa: E402
 
 from wavtune.checks.checker import check_utterances  # noqa: E402

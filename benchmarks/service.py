@@ -39,7 +39,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tone-speech factories and HTTP helpers
-sys.path.insert(0, str(ROOT / "benchmarks"))  # machine.py
+sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed packages)
 
 from factories import SR, WORDS, tone_speech  # noqa: E402
 from machine import machine_info  # noqa: E402

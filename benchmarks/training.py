@@ -46,7 +46,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
-sys.path.insert(0, str(ROOT / "benchmarks"))  # machine.py
+sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed packages)
 from machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "training.json"

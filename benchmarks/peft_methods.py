@@ -10,13 +10,13 @@ Two parts, each method in its own process (peak RSS is per process):
   exist only in the stable-layer-norm layout (XLS-R, MMS), so the three methods are measured on
   ``base`` with ``do_stable_layer_norm: true``; full and LoRA also on the plain (post-norm)
   ``base``.
-- **quality**, on FSDD from a trained encoder (``--encoder``, default /work/runs/fsdd: the FSDD
+- **quality**, on FSDD from a trained encoder (``--encoder``, default ../runs/fsdd: the FSDD
   recipe's small model): ``wavtune train`` with each method on 10% of the training labels for the
   same number of steps; test WER of the published (merged) model.
 
-    python benchmarks/peft.py                   # ~6 min on 2 idle cores
-    python benchmarks/peft.py --quick           # smoke: tiny preset and steps (~1 min)
-    python benchmarks/peft.py --parts quality --encoder RUN --quality-steps 300 --out X.json
+    python benchmarks/peft_methods.py                   # ~6 min on 2 idle cores
+    python benchmarks/peft_methods.py --quick           # smoke: tiny preset and steps (~1 min)
+    python benchmarks/peft_methods.py --parts quality --encoder RUN --quality-steps 300 --out X.json
 
 Results: ``benchmarks/results/peft.json``.
 """
@@ -35,12 +35,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# measure this checkout's wavtune, not an installed one; and drop benchmarks/ from the path, where
-# this file would shadow the peft library
-sys.path[:] = [str(ROOT / "src")] + [p for p in sys.path
-                                     if Path(p or ".").resolve() != Path(__file__).parent]
+sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
 RESULTS = ROOT / "benchmarks" / "results" / "peft.json"
-FSDD_DATA = Path("/work/runs/fsdd-data")
+FSDD_DATA = ROOT.parent / "data" / "fsdd"  # wavtune prepare fsdd ... ../data/fsdd; --data
 STABLE = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}
 POST_NORM = {"do_stable_layer_norm": False}
 LEARNING_RATES = {"none": 3e-4, "lora": 2e-3, "adapter": 2e-3}  # the usual ~10x for PEFT
@@ -180,8 +177,8 @@ def cost(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    train_rows = subset(FSDD_DATA / "train.jsonl", args.fraction, work / "train-subset.jsonl")
-    test_rows = subset(FSDD_DATA / "test.jsonl", args.test_fraction, work / "test-subset.jsonl")
+    train_rows = subset(args.data / "train.jsonl", args.fraction, work / "train-subset.jsonl")
+    test_rows = subset(args.data / "test.jsonl", args.test_fraction, work / "test-subset.jsonl")
     rows = {}
     for method in ("none", "lora", "adapter"):
         rows[method] = child("quality", {"method": method, "steps": args.quality_steps,
@@ -202,7 +199,10 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default="/work/runs/fsdd", help="trained run to start from")
+    parser.add_argument("--encoder", default=str(ROOT.parent / "runs" / "fsdd"),
+                        help="trained run to start from")
+    parser.add_argument("--data", type=Path, default=FSDD_DATA,
+                        help="folder with FSDD train.jsonl and test.jsonl")
     parser.add_argument("--fraction", type=float, default=0.1, help="share of FSDD train labels")
     parser.add_argument("--preset", default="base", help="cost part: the model preset")
     parser.add_argument("--test-fraction", type=float, default=1.0, help="share of FSDD test")
