@@ -103,3 +103,17 @@ def test_pretrain_loss_falls_and_folder_fine_tunes(tmp_path: Path) -> None:
                                                  f"train.output_dir={tmp_path / 'rnd'}"]),
                   progress=False)
     assert fresh.eval is not None
+
+
+def test_pretrain_cache_takes_the_clips_the_checks_decoded(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from wavtune.data import cache as audiocache
+
+    calls: list[str] = []
+    real = audiocache.decode
+    monkeypatch.setattr(audiocache, "decode", lambda utt, rate: (calls.append(utt.id),
+                                                                 real(utt, rate))[1])
+    run = _pretrain(tmp_path, steps=2)
+    assert calls == []  # every clip came from the data checks' decoding: decoded once
+    caches = list((run / "audio-cache").iterdir())
+    assert caches and not [c for c in caches if c.name.startswith("spool-")]

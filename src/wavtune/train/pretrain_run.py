@@ -41,7 +41,7 @@ from wavtune.train.prepare import (
 )
 from wavtune.train.pretraining import ContrastiveObjective, PretrainError, draw_masks
 from wavtune.train.publish import load_best_weights
-from wavtune.train.setup import open_run
+from wavtune.train.setup import check_for_model, open_run
 from wavtune.train.trackers import start_trackers
 from wavtune.train.trainer import Trainer, TrainResult
 
@@ -136,8 +136,8 @@ class PretrainTrainer(Trainer):
         self.run = open_run(config, self.accelerator, resume)
         self.built = build_pretraining_model(config.model, config.pretrain)
         geometry = geometry_of(self.built.model.config)
-        self.data = read_unlabelled(config).checked(geometry, self.built.sample_rate,
-                                                    config.data.on_error, progress=False)
+        self.data = check_for_model(read_unlabelled(config), geometry, self.built.sample_rate,
+                                    config, self.run if self.is_main else None, progress=False)
         check_maskable(self.data, config, geometry.samples_per_frame, self.built.sample_rate)
         if self.is_main:
             self.built.feature_extractor.save_pretrained(str(self.run.root))

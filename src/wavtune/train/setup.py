@@ -16,6 +16,7 @@ from typing import Any
 from wavtune.config import Config
 from wavtune.data.cache import CacheSettings, open_cache
 from wavtune.data.dataset import AudioSettings
+from wavtune.data.frames import FrameGeometry
 from wavtune.data.spool import DecodedSpool
 from wavtune.model.build import BuiltModel, count_parameters
 from wavtune.model.families import geometry_of
@@ -41,14 +42,8 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     """``data`` after the data checks for this model (conv geometry, sample rate), rows dropped or
     the run stopped as ``data.on_error`` says; the vocabulary and feature extractor are saved in
     ``run`` (None: not the main process, which alone writes)."""
-    spool = decoded_spool(data, built, config, run)
-    try:
-        checked = data.checked(geometry_of(built.model.config), built.sample_rate,
-                               config.data.on_error, progress=progress, spool=spool)
-    except BaseException:
-        if spool is not None:
-            spool.close()
-        raise
+    checked = check_for_model(data, geometry_of(built.model.config), built.sample_rate, config,
+                              run, progress)
     if run is not None:
         if checked.vocab is not None:
             checked.vocab.save(run.root)
@@ -56,16 +51,30 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     return checked
 
 
-def decoded_spool(data: PreparedData, built: BuiltModel, config: Config, run: RunDir | None
+def check_for_model(data: PreparedData, geometry: FrameGeometry, sample_rate: int,
+                    config: Config, run: RunDir | None, progress: bool = True) -> PreparedData:
+    """``data.checked`` for a model of this geometry and rate, keeping the clips it decodes for
+    the audio cache about to be built (``decoded`` of the result; deleted if the checks fail)."""
+    spool = decoded_spool(data, sample_rate, config, run)
+    try:
+        return data.checked(geometry, sample_rate, config.data.on_error, progress=progress,
+                            spool=spool)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+
+
+def decoded_spool(data: PreparedData, sample_rate: int, config: Config, run: RunDir | None
                   ) -> DecodedSpool | None:
     """Where the checks keep the clips they decode for the audio cache about to be built: only
     in the main process (it alone builds caches) and only when no valid cache exists yet."""
     if run is None or not config.data.audio_cache or not data.train:
         return None
     folder = cache_folder(config.data, run.root)
-    if open_cache(data.train, CacheSettings(built.sample_rate), folder) is not None:
+    if open_cache(data.train, CacheSettings(sample_rate), folder) is not None:
         return None  # built by an earlier run over the same rows: nothing will be decoded
-    return DecodedSpool(folder, built.sample_rate)
+    return DecodedSpool(folder, sample_rate)
 
 
 def audio_settings(built: BuiltModel) -> AudioSettings:
