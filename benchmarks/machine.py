@@ -15,7 +15,7 @@ VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "
 
 def cpu_model() -> tuple[str, list[str]]:
     """(CPU model name, the vector extensions of VECTOR_FLAGS it has) from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), set()
+    name, flags = platform.processor() or platform.machine(), set[str]()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():

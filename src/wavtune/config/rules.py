@@ -56,6 +56,7 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
         (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
         (t.max_batch_seconds >= 0, "train.max_batch_seconds: must be >= 0 (0: batch by count)"),
         (t.max_batch_size >= 0, "train.max_batch_size: must be >= 0 (0: no cap)"),
+        (t.compile_pad_s > 0, f"train.compile_pad_s: must be > 0 s, got {t.compile_pad_s}"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (0.0 < config.data.train_fraction <= 1.0,
          f"data.train_fraction: must be in (0, 1], got {config.data.train_fraction}"),

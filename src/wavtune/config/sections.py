@@ -171,6 +171,11 @@ class TrainConfig:
     max_consecutive_nonfinite: int = C.DEFAULT_MAX_CONSECUTIVE_NONFINITE
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size
     max_batch_size: int = 0  # with max_batch_seconds: at most this many clips a batch (0: no cap)
+    # torch.compile the model (opt-in: on 2 CPU cores its compile time outweighs what it saves
+    # in a short run; benchmarks/training.py --only compile); inputs pad to compile_pad_s
+    # buckets and label rows to 16 so the compiled shapes repeat
+    compile: bool = False
+    compile_pad_s: float = 0.25
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # live curves in these trackers, each an extra (pip install 'wavtune[tensorboard]'); files
     # under RUN/tracking/

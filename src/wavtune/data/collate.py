@@ -69,9 +69,11 @@ class Batch:
 
 @dataclass(frozen=True)
 class Collator:
-    """Pads examples; ``pad_to_multiple_of`` (samples) keeps tensor shapes few for kernels."""
+    """Pads examples; ``pad_to_multiple_of`` (samples) and ``label_multiple`` (label columns)
+    keep tensor shapes few, for kernels and for ``torch.compile``'s graphs."""
 
     pad_to_multiple_of: int = 1
+    label_multiple: int = 1
     with_labels: bool = True
     front_end: FrontEnd = WAVEFORM  # the model's: waveform or fbank inputs
 
@@ -89,6 +91,7 @@ class Collator:
         labels = None
         if self.with_labels:
             width = max((len(e.labels) for e in examples), default=0)
+            width = -(-width // self.label_multiple) * self.label_multiple
             labels = torch.full((len(examples), max(width, 1)), IGNORE_INDEX, dtype=torch.long)
             for i, e in enumerate(examples):
                 labels[i, : len(e.labels)] = torch.tensor(e.labels, dtype=torch.long)

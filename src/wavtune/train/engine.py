@@ -115,6 +115,8 @@ def build_engine(accelerator: Any, model: torch.nn.Module, config: Config, total
     newest whole checkpoint of ``run`` restored into all three."""
     efficient = config.model.peft.method != "none"
     optimizer, scheduler = make_optimizer(model, config.train, total_steps, efficient)
+    if config.train.compile:  # in place: the module, its parameters and state_dict keys stay
+        model.compile()
     wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainerState()
     unwrapped = accelerator.unwrap_model(wrapped)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from wavtune.config import Config, DataConfig, augment_options
+from wavtune.config import Config, DataConfig, TrainConfig, augment_options
 from wavtune.data import cache
 from wavtune.data.augment import Augmenter
 from wavtune.data.cache import CacheSettings, open_cache, open_or_build
@@ -123,6 +123,14 @@ def make_datasets(config: Config, data: PreparedData, audio: AudioSettings
     return train, eval if data.eval else None, test if data.test else None
 
 
+def train_collator(train: TrainConfig, audio: AudioSettings) -> Collator:
+    """The training batches' collator: with ``train.compile``, shapes padded to buckets."""
+    if not train.compile:
+        return Collator(front_end=audio.front_end)
+    step = max(1, round(train.compile_pad_s * audio.sample_rate))
+    return Collator(pad_to_multiple_of=step, label_multiple=16, front_end=audio.front_end)
+
+
 def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, accelerator: Any,
                      run_root: Path, progress: bool = True) -> TrainData:
     """Datasets with their audio caches (built by the main process; every process must call
@@ -145,7 +153,7 @@ def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, a
     loader: DataLoader[Example | Failed] = DataLoader(
         # a clip that fails to decode mid-run is skipped or fatal, as data.on_error says
         SkippingDataset(train_set, config.data.on_error), batch_sampler=sampler,
-        collate_fn=SkippingCollator(Collator(front_end=audio.front_end)),
+        collate_fn=SkippingCollator(train_collator(t, audio)),
         # workers re-created each epoch see the dataset's new epoch (augmentation seeds)
         **options.kwargs(),
         # its own generator: starting an epoch must not draw from the global RNG, or a run
