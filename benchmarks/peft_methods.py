@@ -141,6 +141,8 @@ def quality_child(spec: dict[str, Any]) -> dict[str, Any]:
         f"train.output_dir={spec['out']}", f"train.max_steps={spec['steps']}",
         f"train.learning_rate={lr}", "train.seed=0", "train.save_total_limit=1",
         "train.logging_steps=1000",
+        f"model.freeze_feature_encoder={str(spec['freeze_feature_encoder']).lower()}",
+        *spec["extra"],
     ]
     start = time.perf_counter()
     result = train(load_config(RECIPE, overrides), progress=False)
@@ -183,10 +185,16 @@ def cost(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     test_rows = subset(args.data / "test.jsonl", args.test_fraction, work / "test-subset.jsonl")
     rates = {**LEARNING_RATES, **dict(_rate(item) for item in args.lr)}
+    extra: dict[str, list[str]] = {}
+    for item in args.set:  # METHOD:KEY=VALUE
+        method, _, setting = item.partition(":")
+        extra.setdefault(method, []).append(setting)
     rows = {}
     for method in args.methods.split(","):
         rows[method] = child("quality", {"method": method, "steps": args.quality_steps,
                                          "learning_rate": rates[method],
+                                         "freeze_feature_encoder": args.freeze_feature_encoder,
+                                         "extra": extra.get(method, []),
                                          "encoder": args.encoder, "fraction": args.fraction,
                                          "train": str(args.data / "train.jsonl"),
                                          "test": str(test_rows),
@@ -196,6 +204,7 @@ def quality(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     for row in rows.values():
         row["wer_minus_full"] = round(row["test_wer"] - full, 4) if full is not None else None
     return {"encoder": args.encoder, "recipe": str(RECIPE.relative_to(ROOT)),
+            "freeze_feature_encoder": args.freeze_feature_encoder, "settings": extra,
             "label_fraction": args.fraction,
             "test_utterances": len(test_rows.read_text().splitlines()), "methods": rows,
             "within_0_05_of_full": {m: abs(r["wer_minus_full"]) <= 0.05 for m, r in rows.items()
@@ -223,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-s", type=float, default=3.0)
     parser.add_argument("--quality-steps", type=int, default=1200)
     parser.add_argument("--methods", default="none,lora,adapter", help="quality: methods to run")
+    parser.add_argument("--freeze-feature-encoder", action="store_true",
+                        help="quality: full fine-tuning keeps the conv feature encoder frozen too"
+                             " (as PEFT does, and as the seed recipes do)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                        help="quality: a config setting for one method's runs (repeatable)")
     parser.add_argument("--lr", action="append", default=[], metavar="METHOD=LR",
                         help="quality: a method's learning rate (repeatable)")
     parser.add_argument("--parts", default="cost,quality", help="cost, quality or both")

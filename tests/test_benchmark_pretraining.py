@@ -27,9 +27,10 @@ def test_benchmark_reports_both_starts_and_their_ratio(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_corpus(data, WORDS + VARIED)
     write_corpus(data, WORDS, name="test.jsonl")
-    results = tmp_path / "results.json"
+    results, png = tmp_path / "results.json", tmp_path / "curve.png"
     code = _benchmark().main([
         "--manifests", str(data), "--out", str(tmp_path / "runs"), "--results", str(results),
+        "--plot", str(png),
         "--pretrain-steps", "4", "--finetune-steps", "3", "--fractions", "0.5",
         "--pretrain-set", "train.eval_steps=2", "train.logging_steps=2", "train.train_batch_size=5",
         "--finetune-set", "train.logging_steps=1", "train.train_batch_size=4"])
@@ -39,6 +40,20 @@ def test_benchmark_reports_both_starts_and_their_ratio(tmp_path: Path) -> None:
     (point,) = report["fine_tune"]
     assert point["pretrained"]["train_utterances"] == point["random_init"]["train_utterances"] == 10
     assert point["pretrained"]["steps"] == point["random_init"]["steps"] == 3
-    wer = (point["pretrained"]["test_wer"], point["random_init"]["test_wer"])
-    assert point["wer_ratio"] == round(wer[0] / max(wer[1], 1e-9), 4)
-    assert (tmp_path / "runs" / "ft-0.5-random" / "metrics.json").is_file()
+    assert point["pretrained"]["freeze_feature_encoder"] is True
+    assert point["random_init"]["freeze_feature_encoder"] is False
+    assert point["random_init_frozen"]["freeze_feature_encoder"] is True
+    # the baseline is the better of the two random_init runs
+    best = min(point["random_init"]["test_wer"], point["random_init_frozen"]["test_wer"])
+    assert point["best_random_init_wer"] == best
+    assert point["wer_ratio"] == round(point["pretrained"]["test_wer"] / max(best, 1e-9), 4)
+    assert (tmp_path / "runs" / "ft-0.5-random_init" / "metrics.json").is_file()
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # --encoder reuses a pre-trained folder instead of pre-training again
+    again = tmp_path / "again.json"
+    assert _benchmark().main([
+        "--manifests", str(data), "--out", str(tmp_path / "runs2"), "--results", str(again),
+        "--encoder", str(tmp_path / "runs" / "pretrain"), "--finetune-steps", "2",
+        "--fractions", "0.5", "--finetune-set", "train.train_batch_size=4"]) == 0
+    assert json.loads(again.read_text())["pretrain"] == report["pretrain"]
+    assert not (tmp_path / "runs2" / "pretrain").exists()

@@ -102,3 +102,14 @@ def test_a_pinning_data_loader_pins_the_whole_batch() -> None:
     assert batch.input_values.is_pinned() and batch.attention_mask.is_pinned()
     assert batch.labels is not None and batch.labels.is_pinned()
     assert torch.equal(batch.input_values, Collator()(EXAMPLES).input_values)
+
+
+def test_label_multiple_rounds_the_label_width_up_with_ignore_index() -> None:
+    batch = Collator(label_multiple=4)(EXAMPLES)
+    assert batch.labels is not None and batch.labels.shape[1] == 4
+    plain = Collator()(EXAMPLES)
+    assert plain.labels is not None
+    width = plain.labels.shape[1]
+    assert width == 3
+    assert batch.labels[:, :width].tolist() == plain.labels.tolist()
+    assert (batch.labels[:, width:] == -100).all()

@@ -328,3 +328,35 @@ def test_reentrant_checkpointing_trap_is_diagnosed_after_the_first_backward() ->
                 check_gradients(model)
         else:
             check_gradients(model)
+
+
+@pytest.mark.slow
+def test_lora_trains_under_two_processes_and_writes_the_adapter_once(
+    base: Path, lora: TrainResult, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text("task: ctc\n", encoding="utf-8")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "wavtune.cli.main", "train", str(config), "--quiet"]
+    for item in peft_overrides(tmp_path, base, "lora", 40):
+        command += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2
+    assert metrics["params"]["trainable"] == json.loads(
+        (lora.run_dir / "metrics.json").read_text())["params"]["trainable"]
+    assert metrics["eval"]["wer"] <= 0.3  # learnt the new words, as one process does
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {
+        p.name for p in (run / "adapter").iterdir()}
+    # frozen weights stay as they were: the conv feature encoder is bit-identical to the base's
+    merged, start = load_file(run / "model.safetensors"), load_file(base / "model.safetensors")
+    conv = [n for n in start if "feature_extractor" in n]
+    assert conv and all(torch.equal(merged[n], start[n]) for n in conv)

@@ -209,6 +209,7 @@ class PretrainTrainer(Trainer):
                 "nonfinite_steps": self.state.nonfinite_steps, "train_runtime_s": round(wall_s, 1),
                 "train_utterances": len(self.train_set),
                 "train_hours": round(sum(self.train_set.durations()) / 3600, 4),
+                "num_processes": self.accelerator.num_processes,
                 "eval": None if scored is None else {**scored.scores(),
                                                      "utterances": scored.num_utterances}})
         self.accelerator.wait_for_everyone()
