@@ -158,14 +158,15 @@ def test_long_file_streams_with_flat_memory_and_keeps_seams(run: Path, tmp_path:
     assert peaks[1] < 1.5 * peaks[0] and peaks[1] < 0.75 * long_audio_bytes, peaks
 
 
-def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
+def test_untrained_attentive_multitask_model_exports_both_heads(tmp_path: Path) -> None:
     from wavtune.data.labels import LabelSet
     from wavtune.data.vocab import Vocabulary
     from wavtune.model.build import build_multitask_model
     from wavtune.train.checkpoint import save_model
 
     config = load_config(None, ["model.preset=tiny", "task=multitask",
-                                "data.label_columns=[speaker]"])
+                                "data.label_columns=[speaker]",
+                                "heads.pooling=attentive"])
     vocab = Vocabulary.build(["abc cab", "dab"])
     built = build_multitask_model(config.model, config.heads, vocab,
                                   [LabelSet("speaker", ("x", "y"), (1, 1))])
@@ -173,7 +174,10 @@ def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
     built.feature_extractor.save_pretrained(str(tmp_path))
     vocab.save(tmp_path)
     meta = export_onnx(tmp_path).meta
-    assert meta.ctc_branch_only and meta.parity[0].max_abs_diff < 1e-3
+    (fp32,) = meta.parity
+    assert meta.kind == "multitask" and not meta.ctc_branch_only
+    assert fp32.max_abs_diff is not None and fp32.max_abs_diff < 1e-3
+    assert fp32.label_max_abs_diff is not None and fp32.label_max_abs_diff < 1e-3
     wave = tone_speech("bad cab", seed=4)
     assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(
         wave
