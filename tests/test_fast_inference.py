@@ -100,6 +100,22 @@ def test_transcribe_backend_onnx_prints_what_pytorch_prints(
     assert [json.loads(line)["text"] for line in expected.splitlines()] == list(VARIED)
 
 
+def test_evaluate_backend_onnx_gives_pytorchs_wer_and_predictions(
+        run: Path, exported: OnnxMeta, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = str(run.parent / "train.jsonl")
+    scores = {}
+    for name, backend in (("pt", ()), ("ort", ("--backend", "onnx")),
+                          ("ort8", ("--backend", "onnx", "--int8"))):
+        assert main(["evaluate", str(run), manifest, "--name", name, "--quiet", *backend]) == 0
+        assert f"-> {run / f'predictions-{name}.jsonl'}" in capsys.readouterr().out
+        scores[name] = json.loads((run / f"metrics-{name}.json").read_text(encoding="utf-8"))
+    assert scores["pt"]["wer"] == scores["ort"]["wer"] == scores["ort8"]["wer"] == 0.0
+    assert scores["ort"]["loss"] == pytest.approx(scores["pt"]["loss"], abs=1e-4)
+    assert [scores[n]["backend"] for n in scores] == ["pytorch", "onnx", "onnx-int8"]
+    assert (run / "predictions-ort.jsonl").read_text() == (run / "predictions-pt.jsonl"
+                                                           ).read_text()
+
+
 def test_export_command_reports_parity(run: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(run), "--onnx", "--out", str(tmp_path / "x")]) == 0

@@ -4,7 +4,9 @@ transcripts) from ONNX Runtime as from PyTorch, through the library and the CLI.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,3 +131,62 @@ def test_multitask_export_has_both_outputs_and_pytorchs_results(multitask_run: P
     int8_labels = [[h.top[0][0] for h in c.heads]
                    for c in OnnxClassifier(multitask_run, int8=True).classify_files(clips)]
     assert int8_labels == [[t[0], s] for t, s in zip(TEXTS, SPEAKER)]
+
+
+def _evaluate(run: Path, capsys: pytest.CaptureFixture[str], *backend: str
+              ) -> tuple[dict[str, Any], list[str]]:
+    """metrics-NAME.json and predictions-NAME.jsonl of 'wavtune evaluate' on the training clips."""
+    name = "-".join(b.lstrip("-") for b in backend) or "pytorch"
+    assert main(["evaluate", str(run), str(run.parent / "train.jsonl"), "--name", name,
+                 "--quiet", "--json", *backend]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((run / f"metrics-{name}.json").read_text(encoding="utf-8"))
+    assert printed == metrics
+    return metrics, (run / f"predictions-{name}.jsonl").read_text(encoding="utf-8").splitlines()
+
+
+def _same(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Equal, but losses and probabilities only to float precision (the backend's name left
+    out)."""
+    if set(ours) != set(theirs):
+        return False
+    return all(k == "backend" or (ours[k] == pytest.approx(theirs[k], abs=2e-4)
+                                  if k.endswith(("loss", "probability")) else ours[k] == theirs[k])
+               for k in ours)
+
+
+@pytest.mark.parametrize("task", ["classify", "multitask"])
+def test_evaluate_backend_onnx_scores_what_pytorch_scores(
+        task: str, classify_run: Path, multitask_run: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run = classify_run if task == "classify" else multitask_run
+    export_onnx(run, ExportOptions(int8=True))
+    metrics, predictions = _evaluate(run, capsys)
+    assert metrics["backend"] == "pytorch" and metrics["accuracy"] == 1.0
+    for backend in (("--backend", "onnx"), ("--backend", "onnx", "--int8")):
+        ours, rows = _evaluate(run, capsys, *backend)
+        assert ours["backend"] == ("onnx-int8" if "--int8" in backend else "onnx")
+        if "--int8" not in backend:  # fp32: every score and predicted row as PyTorch's
+            assert _same(ours, metrics) and len(rows) == len(predictions)
+            assert all(_same(json.loads(a), json.loads(b)) for a, b in zip(rows, predictions))
+        assert ours["accuracy"] == metrics["accuracy"]
+        assert ours.get("wer") == metrics.get("wer")
+
+
+def test_evaluate_backend_onnx_without_an_export_says_what_to_run(
+        tmp_path: Path, classify_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(classify_run, run, ignore=shutil.ignore_patterns("onnx"))
+    assert main(["evaluate", str(run), str(classify_run.parent / "train.jsonl"),
+                 "--backend", "onnx"]) == 2
+    assert f"wavtune export {run} --onnx" in capsys.readouterr().err
+
+
+def test_evaluate_help_tells_the_backend_story(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--backend {pytorch,onnx}" in text and "wavtune export RUN --onnx [--int8]" in text
+    assert "only the forward pass differs" in text
