@@ -42,7 +42,7 @@ def test_eval_loss_is_the_models_own_ctc_loss_for_any_blank_id(tmp_path: Path, b
             labels = torch.tensor([vocab.encode(text)])
             own.append(float(built.model(input_values=wave, labels=labels).loss))
     assert result.ctc.loss == pytest.approx(sum(own) / len(own), rel=1e-4)
-    assert ctc_blank(built.model) == blank
+    assert ctc_blank(built.model.config) == blank
 
 
 def test_a_model_without_a_blank_id_is_a_clear_error(tmp_path: Path) -> None:

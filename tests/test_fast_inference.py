@@ -100,6 +100,22 @@ def test_transcribe_backend_onnx_prints_what_pytorch_prints(
     assert [json.loads(line)["text"] for line in expected.splitlines()] == list(VARIED)
 
 
+def test_evaluate_backend_onnx_gives_pytorchs_wer_and_predictions(
+        run: Path, exported: OnnxMeta, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = str(run.parent / "train.jsonl")
+    scores = {}
+    for name, backend in (("pt", ()), ("ort", ("--backend", "onnx")),
+                          ("ort8", ("--backend", "onnx", "--int8"))):
+        assert main(["evaluate", str(run), manifest, "--name", name, "--quiet", *backend]) == 0
+        assert f"-> {run / f'predictions-{name}.jsonl'}" in capsys.readouterr().out
+        scores[name] = json.loads((run / f"metrics-{name}.json").read_text(encoding="utf-8"))
+    assert scores["pt"]["wer"] == scores["ort"]["wer"] == scores["ort8"]["wer"] == 0.0
+    assert scores["ort"]["loss"] == pytest.approx(scores["pt"]["loss"], abs=1e-4)
+    assert [scores[n]["backend"] for n in scores] == ["pytorch", "onnx", "onnx-int8"]
+    assert (run / "predictions-ort.jsonl").read_text() == (run / "predictions-pt.jsonl"
+                                                           ).read_text()
+
+
 def test_export_command_reports_parity(run: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(run), "--onnx", "--out", str(tmp_path / "x")]) == 0
@@ -158,14 +174,15 @@ def test_long_file_streams_with_flat_memory_and_keeps_seams(run: Path, tmp_path:
     assert peaks[1] < 1.5 * peaks[0] and peaks[1] < 0.75 * long_audio_bytes, peaks
 
 
-def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
+def test_untrained_attentive_multitask_model_exports_both_heads(tmp_path: Path) -> None:
     from wavtune.data.labels import LabelSet
     from wavtune.data.vocab import Vocabulary
     from wavtune.model.build import build_multitask_model
     from wavtune.train.checkpoint import save_model
 
     config = load_config(None, ["model.preset=tiny", "task=multitask",
-                                "data.label_columns=[speaker]"])
+                                "data.label_columns=[speaker]",
+                                "heads.pooling=attentive"])
     vocab = Vocabulary.build(["abc cab", "dab"])
     built = build_multitask_model(config.model, config.heads, vocab,
                                   [LabelSet("speaker", ("x", "y"), (1, 1))])
@@ -173,7 +190,10 @@ def test_multitask_run_exports_its_ctc_branch(tmp_path: Path) -> None:
     built.feature_extractor.save_pretrained(str(tmp_path))
     vocab.save(tmp_path)
     meta = export_onnx(tmp_path).meta
-    assert meta.ctc_branch_only and meta.parity[0].max_abs_diff < 1e-3
+    (fp32,) = meta.parity
+    assert meta.kind == "multitask" and not meta.ctc_branch_only
+    assert fp32.max_abs_diff is not None and fp32.max_abs_diff < 1e-3
+    assert fp32.label_max_abs_diff is not None and fp32.label_max_abs_diff < 1e-3
     wave = tone_speech("bad cab", seed=4)
     assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(
         wave

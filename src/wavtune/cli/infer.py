@@ -10,10 +10,13 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wavtune.cli.lm import add_decoder_options
 from wavtune.constants import DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S, DEFAULT_INFER_BATCH_SIZE
+
+if TYPE_CHECKING:
+    from wavtune.infer.loaded import LoadedRun
 
 
 def _inputs(run: str, audio: Sequence[str]) -> list[Path]:
@@ -28,19 +31,37 @@ def _inputs(run: str, audio: Sequence[str]) -> list[Path]:
     return paths
 
 
+def _loaded(args: argparse.Namespace) -> LoadedRun:
+    """The run's PyTorch model, or (--backend onnx) its ONNX export behind the same interface."""
+    if args.backend == "onnx":
+        from wavtune.deploy.onnx_runtime import OnnxRun
+
+        return OnnxRun(args.run, int8=args.int8, threads=args.threads)
+    from wavtune.infer.loaded import LoadedRun
+
+    return LoadedRun(args.run, device=args.device)
+
+
+def _backend_name(args: argparse.Namespace) -> str:
+    """pytorch, onnx or onnx-int8: which forward pass made the scores."""
+    if args.backend != "onnx":
+        return "pytorch"
+    return "onnx-int8" if args.int8 else "onnx"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from wavtune.cli.lm import settings_from_args
     from wavtune.data.manifest import read_manifest, with_durations
     from wavtune.decode.registry import make_decoder
     from wavtune.infer.evaluation import evaluate_run
-    from wavtune.infer.loaded import LoadedRun, require_model_folder
+    from wavtune.infer.loaded import require_model_folder
     from wavtune.run.directory import RunDir
     from wavtune.scoring.evaluation import write_task_predictions
 
     require_model_folder(args.run)
     utts = with_durations(read_manifest(args.manifest))  # rows and headers before the model
     decoding = settings_from_args(args)
-    loaded = LoadedRun(args.run, device=args.device)
+    loaded = _loaded(args)
     decoder = make_decoder(loaded.vocab, decoding) if loaded.vocab is not None else None
     result = evaluate_run(loaded, utts, args.text_column, args.batch_size,
                           progress=not args.quiet, decoder=decoder)
@@ -48,7 +69,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = RunDir(Path(args.run))
     write_task_predictions(result, run.predictions(name))
     summary: dict[str, Any] = {"manifest": str(args.manifest), **result.scores(),
-                               "utterances": result.num_utterances}
+                               "utterances": result.num_utterances,
+                               "backend": _backend_name(args)}
     if result.ctc is not None:
         summary["decoder"] = decoding.name
     if result.heads:
@@ -85,7 +107,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from wavtune.infer.types import TranscribeOptions
 
     paths = _inputs(args.run, args.audio)
-    clf = Classifier(args.run, device=args.device)
+    if args.backend == "onnx":
+        from wavtune.deploy.onnx_runtime import OnnxClassifier
+
+        clf: Classifier = OnnxClassifier(args.run, int8=args.int8, threads=args.threads)
+    else:
+        clf = Classifier(args.run, device=args.device)
     options = TranscribeOptions(args.chunk_s, batch_size=args.batch_size, overlap_s=0.0)
     for c in clf.classify_files(paths, args.top_k, options,
                                 progress=not args.quiet and len(paths) > 8):
@@ -149,16 +176,30 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend pytorch|onnx and the ONNX Runtime options (the same forward pass choice for
+    evaluate, transcribe and classify)."""
+    p.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
+                   help="pytorch (default): the run's model; onnx: ONNX Runtime on CPU with "
+                        "RUN's export (wavtune export RUN --onnx)")
+    p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")
+    p.add_argument("--threads", type=int, default=0, help="onnx: intra-op threads (0: default)")
+
+
 def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("evaluate", help="score a run on a manifest (WER, CER, accuracy, F1)",
                        description="Greedy-decode and/or classify every row of MANIFEST with RUN's "
                                    "model (every head of a multi-task run) and write "
-                                   "predictions-NAME.jsonl and metrics-NAME.json into RUN.")
+                                   "predictions-NAME.jsonl and metrics-NAME.json into RUN. "
+                                   "--backend onnx runs RUN's ONNX export (wavtune export RUN "
+                                   "--onnx [--int8]) instead: the same files, scored by the same "
+                                   "code; only the forward pass differs.")
     p.add_argument("run", help="run directory")
     p.add_argument("manifest", help="manifest with transcripts (JSONL/CSV/TSV)")
     p.add_argument("--name", help="name for the output files (default: the manifest's stem)")
     p.add_argument("--text-column", help="transcript column (default: the run's data.text_column)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _add_backend_options(p)
     _add_inference_options(p)
     add_decoder_options(p)
     p.set_defaults(func=cmd_evaluate)
@@ -193,10 +234,7 @@ def _add_transcribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=0.0,
         help="padded audio seconds per batch of short files (default 0: --batch-size only)",
     )
-    p.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
-                   help="onnx: ONNX Runtime on CPU with RUN's export (wavtune export RUN --onnx)")
-    p.add_argument("--int8", action="store_true", help="onnx: the int8 model (export --int8)")
-    p.add_argument("--threads", type=int, default=0, help="onnx: intra-op threads (0: default)")
+    _add_backend_options(p)
     p.add_argument("--adapter", metavar="NAME",
                    help="an adapter run (model.peft.method: adapter): load "
                         "RUN/adapter.NAME.safetensors, e.g. a language code, into the model")
@@ -218,6 +256,7 @@ def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         "json: one object per line")
     p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
                    help="longer audio is scored in windows of this length and averaged (s)")
+    _add_backend_options(p)
     _add_inference_options(p)
     p.set_defaults(func=cmd_classify)
 

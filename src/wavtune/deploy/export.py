@@ -1,23 +1,23 @@
-"""ONNX export of a run's CTC model (fp32, and int8 by ONNX Runtime's dynamic quantisation), with a
-parity check against PyTorch on generated audio.
+"""ONNX export of a run's model, every head of it (CTC, classification, multi-task; fp32, and
+int8 by ONNX Runtime's dynamic quantisation), with a parity check against PyTorch on generated
+audio.
 
-The graph takes the model's front-end input under its own name (the family registry's word):
-``input_values`` ``[batch, samples]`` float32 for waveform encoders, ``input_features`` ``[batch,
-frames, 160]`` fbank for Wav2Vec2-BERT (computed in Python by the saved feature extractor, as
-``pipeline()`` does), and ``attention_mask`` ``[batch, samples or frames]`` int64 (batch and time
-dynamic); it returns ``logits`` ``[batch, frames, vocab]`` and ``frames`` ``[batch]`` (valid
-output frames per row). A family whose padding leaks into real frames runs clips one at a time,
-as in PyTorch. A multi-task run exports its CTC branch only: label heads are not in the graph.
-The export folder gets the vocabulary, the model config, the feature extractor settings and
-``onnx.json`` (settings, parity figures), so it runs without the run.
+The graph (:mod:`wavtune.deploy.onnx_graph`) takes the model's front-end input under its own name
+(the family registry's word): ``input_values`` ``[batch, samples]`` float32 for waveform encoders,
+``input_features`` ``[batch, frames, 160]`` fbank for Wav2Vec2-BERT (computed in Python by the
+saved feature extractor, as ``pipeline()`` does), and ``attention_mask``; it returns ``logits``
+and ``frames`` for a CTC head and ``class_logits.<column>`` ``[batch, labels]`` for each label
+head. A family whose padding leaks into real frames runs clips one at a time, as in PyTorch.
+The export folder gets the vocabulary (with a CTC head), the model config, the feature extractor
+settings and ``onnx.json`` (settings, label heads, parity figures), so it runs without the run.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ import numpy.typing as npt
 
 from wavtune.data.audio import Waveform, normalize_waveform
 from wavtune.data.frontend import FrontEnd
+from wavtune.decode.greedy import GreedyDecoder
+from wavtune.infer.forward import ClipScores, Forward, clip_scores
 from wavtune.run.directory import RunError
 
 EXPORT_DIR = "onnx"  # default export folder inside the run directory
@@ -53,13 +55,24 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class Parity:
-    """One ONNX file against PyTorch on the probe clips (valid frames only)."""
+    """One ONNX file against PyTorch on the probe clips (CTC: valid frames only); a field of a
+    head the model does not have is None."""
 
     file: str
-    max_abs_diff: float  # max |logit difference|
-    frame_agreement: float  # share of frames with the same best id
-    same_transcripts: bool  # greedy transcripts of every probe clip equal
+    max_abs_diff: float | None  # max |CTC logit difference|
+    frame_agreement: float | None  # share of frames with the same best id
+    same_transcripts: bool | None  # greedy transcripts of every probe clip equal
     clips: int
+    label_max_abs_diff: float | None = None  # max |class logit difference|, every label head
+    label_agreement: float | None = None  # share of (clip, head) pairs with the same best label
+
+
+@dataclass(frozen=True)
+class ExportedHead:
+    """A label head in the graph: output ``class_logits.<column>``, its labels in id order."""
+
+    column: str
+    labels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,10 +85,12 @@ class OnnxMeta:
     samples_per_frame: int
     opset: int
     source: str  # the run directory exported
-    ctc_branch_only: bool  # True for a multi-task run: label heads were left out
+    ctc_branch_only: bool  # True in exports before label heads were exported (CTC branch only)
     parity: tuple[Parity, ...] = ()
     input_name: str = "input_values"  # the graph's main input (input_features: fbank)
     padding_sensitive: bool = False  # True: clips run one at a time (the family registry's word)
+    kind: str = "ctc"  # ctc | classify | multitask: the run's task (which outputs the graph has)
+    heads: tuple[ExportedHead, ...] = ()  # label heads, in output order
 
     def save(self, folder: Path) -> None:
         (folder / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -84,6 +99,8 @@ class OnnxMeta:
     def load(cls, folder: Path) -> OnnxMeta:
         raw: dict[str, Any] = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         raw["parity"] = tuple(Parity(**p) for p in raw.get("parity", ()))
+        raw["heads"] = tuple(ExportedHead(h["column"], tuple(h["labels"]))
+                             for h in raw.get("heads", ()))
         return cls(**raw)
 
 
@@ -133,88 +150,32 @@ def probe_audio(sample_rate: int, seed: int = 0) -> list[Waveform]:
     return clips
 
 
-def _graph(model: Any, front: FrontEnd) -> Any:
-    import torch
+def check_parity(path: Path, reference: list[ClipScores], clips: list[Waveform],
+                 decode: Callable[[npt.NDArray[np.float32]], str] | None, front: FrontEnd,
+                 forward: Forward) -> Parity:
+    """Run ``path`` on ``clips`` (as the runtime batches them) against PyTorch's ``reference``
+    (``forward``: the PyTorch one, whose kind and config the ONNX one shares)."""
+    from wavtune.deploy.onnx_graph import OnnxForward
 
-    class CTCGraph(torch.nn.Module):
-        """logits and valid frame counts from padded front-end inputs and their mask."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-            logits = self.model(**front.model_inputs(inputs, attention_mask)).logits
-            frames = self.model._get_feat_extract_output_lengths(attention_mask.sum(-1))
-            return logits, frames.to(torch.int64)
-
-    return CTCGraph().eval()
-
-
-def _export_graph(graph: Any, example: tuple[Any, Any], path: Path, opset: int,
-                  input_name: str) -> None:
-    import torch
-
-    with warnings.catch_warnings():
-        # the TorchScript exporter (needed: no onnxscript dependency) warns it is legacy, and
-        # tracing warns about Python branches on shapes; parity below checks the result
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph, example, str(path), input_names=[input_name, "attention_mask"],
-            output_names=["logits", "frames"], opset_version=opset, dynamo=False,
-            dynamic_axes={input_name: {0: "batch", 1: "time"},
-                          "attention_mask": {0: "batch", 1: "time"},
-                          "logits": {0: "batch", 1: "frames"}, "frames": {0: "batch"}})
-
-
-def onnx_logits(session: Any, front: FrontEnd, waves: list[Waveform]
-                ) -> list[npt.NDArray[np.float32]]:
-    """Frame scores ``[frames, vocab]`` (padding frames removed) of normalised waveforms from an
-    ONNX Runtime session of an export: one padded batch, or one clip at a time for a
-    padding-sensitive family."""
-    if len(waves) > 1 and front.padding_sensitive:
-        return [onnx_logits(session, front, [w])[0] for w in waves]
-    inputs, mask = front(waves)
-    logits, frames = session.run(["logits", "frames"], {front.input_name: inputs.numpy(),
-                                                        "attention_mask": mask.numpy()})
-    return [np.asarray(logits[i, : int(n)], dtype=np.float32) for i, n in enumerate(frames)]
-
-
-def quantize_int8(fp32: Path, int8: Path, num_heads: int, hidden_size: int) -> None:
-    """Dynamic int8 quantisation (weights int8, activations quantised at run time) of the
-    transformer's MatMuls and attention, after ONNX Runtime's transformer fusions (attention,
-    skip layer norm, bias GELU) have cut the graph's node count about fourfold. The conv feature
-    encoder stays fp32: ConvInteger was slower and lost frames on FSDD."""
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))  # both tools log every node they skip
-    fused = int8.with_name(".fused-" + int8.name)
-    try:
-        optimize_model(str(fp32), model_type="bert", num_heads=num_heads,
-                       hidden_size=hidden_size, opt_level=1).save_model_to_file(str(fused))
-        # 7-bit weights (reduce_range): no u8 x s8 saturation on CPUs without VNNI, and on
-        # FSDD the fewest flipped transcripts of the variants tried (per-channel, MatMul only)
-        quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, reduce_range=True,
-                         op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        root.setLevel(level)
-        fused.unlink(missing_ok=True)
-
-
-def check_parity(path: Path, reference: list[npt.NDArray[np.float32]], clips: list[Waveform],
-                 decode: Any, front: FrontEnd) -> Parity:
-    """Run ``path`` on ``clips`` (as the runtime batches them) against PyTorch's ``reference``."""
     ort = require_onnxruntime()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = onnx_logits(session, front, clips)
+    outputs = clip_scores(OnnxForward(session, forward.kind, forward.config), front, clips)
+    parity = Parity(path.name, None, None, None, len(clips))
+    if decode is not None:
+        parity = _ctc_parity(path, parity, [o.frames for o in outputs],
+                             [r.frames for r in reference], decode)
+    if reference[0].heads:
+        pairs = [(o, r) for out, ref in zip(outputs, reference)
+                 for o, r in zip(out.heads, ref.heads, strict=True)]
+        diff = max(float(np.abs(o - r).max()) for o, r in pairs)
+        same = sum(int(o.argmax() == r.argmax()) for o, r in pairs) / len(pairs)
+        parity = replace(parity, label_max_abs_diff=diff, label_agreement=same)
+    return parity
+
+
+def _ctc_parity(path: Path, parity: Parity, outputs: list[Any], reference: list[Any],
+                decode: Callable[[npt.NDArray[np.float32]], str]) -> Parity:
+    """``parity`` with the CTC head's figures: logit difference, frame agreement, transcripts."""
     if [len(o) for o in outputs] != [len(r) for r in reference]:
         raise ExportError(f"{path}: frame counts {[len(o) for o in outputs]} differ from "
                           f"PyTorch's {[len(r) for r in reference]}")
@@ -222,7 +183,8 @@ def check_parity(path: Path, reference: list[npt.NDArray[np.float32]], clips: li
     same = sum(int((o.argmax(-1) == r.argmax(-1)).sum()) for o, r in zip(outputs, reference))
     total = sum(len(r) for r in reference)
     texts = all(decode(o) == decode(r) for o, r in zip(outputs, reference))
-    return Parity(path.name, diff, same / max(total, 1), texts, len(clips))
+    return replace(parity, max_abs_diff=diff, frame_agreement=same / max(total, 1),
+                   same_transcripts=texts)
 
 
 def refuse_unexportable(config: Any, run: Path) -> None:
@@ -235,72 +197,101 @@ def refuse_unexportable(config: Any, run: Path) -> None:
                           f"{found.onnx_unsupported}")
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """The generated clips, PyTorch's scores of them, and how to compare an export's."""
+
+    clips: list[Waveform]
+    reference: list[ClipScores]
+    decode: Callable[[npt.NDArray[np.float32]], str] | None  # greedy text; None: no CTC head
+    front: FrontEnd
+    forward: Forward
+
+    def parity(self, path: Path) -> Parity:
+        return check_parity(path, self.reference, self.clips, self.decode, self.front,
+                            self.forward)
+
+
 def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
-    """Export ``run_dir``'s CTC model to ONNX (and int8), check parity, write the folder."""
-    from wavtune.infer.recognizer import Recognizer
-    from wavtune.model.multitask import ctc_branch
+    """Export ``run_dir``'s model (every head) to ONNX (and int8), check parity, write the
+    folder."""
+    from wavtune.deploy.onnx_graph import output_names
+    from wavtune.infer.loaded import LoadedRun
 
     require_onnxruntime()
     run = Path(run_dir)
-    rec = Recognizer(run)  # RunError for a classification run: no CTC head to export
-    refuse_unexportable(rec.model.config, run)
-    branch_only = rec.run.kind == "multitask"
-    model = ctc_branch(rec.model) if branch_only else rec.model
+    loaded = LoadedRun(run)
+    refuse_unexportable(loaded.model.config, run)
     folder = options.out or run / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    front = rec.audio.front_end
-    clips = probe_audio(rec.audio.sample_rate)
-    reference = rec.forward_batch(clips)
+    front = loaded.audio.front_end
+    clips = probe_audio(loaded.audio.sample_rate)
+    decode = None
+    if loaded.vocab is not None:
+        greedy = GreedyDecoder(loaded.vocab)
 
-    def decode(scores: npt.NDArray[np.float32]) -> str:
-        return rec.decoder.decode(scores).text
-
+        def decode(scores: npt.NDArray[np.float32]) -> str:
+            return greedy.decode(scores).text
+    probe = _Probe(clips, clip_scores(loaded.forward, front, clips), decode, front,
+                   loaded.forward)
+    heads = tuple(ExportedHead(s.column, s.labels) for s in loaded.label_sets)
+    outputs = output_names(loaded.vocab is not None, [h.column for h in heads])
     fp32 = folder / MODEL_FILE
-    parity = [_export_fp32(model, front, clips, fp32, options, reference, decode)]
+    parity = [_export_fp32(loaded.model, probe, fp32, options, outputs)]
     files = [fp32]
     if options.int8:
         int8 = folder / INT8_FILE
         files.append(int8)
-        parity.append(_export_int8(model, front, clips, fp32, int8, options, reference, decode))
-    rec.vocab.save(folder)
+        parity.append(_export_int8(loaded.model, probe, fp32, int8, options))
+    if loaded.vocab is not None:
+        loaded.vocab.save(folder)
     shutil.copy(run / "preprocessor_config.json", folder / "preprocessor_config.json")
-    model.config.to_json_file(str(folder / "config.json"))  # the front end is read from it
-    meta = OnnxMeta(rec.audio.sample_rate, rec.audio.do_normalize, rec.use_attention_mask,
-                    rec.samples_per_frame, options.opset, str(run), branch_only, tuple(parity),
-                    front.input_name, front.padding_sensitive)
+    loaded.model.config.to_json_file(str(folder / "config.json"))  # the front end is read from it
+    meta = OnnxMeta(loaded.audio.sample_rate, loaded.audio.do_normalize,
+                    loaded.use_attention_mask, loaded.samples_per_frame, options.opset, str(run),
+                    False, tuple(parity), front.input_name, front.padding_sensitive,
+                    loaded.kind, heads)
     meta.save(folder)
     return ExportResult(folder, tuple(files), meta)
 
 
-def _export_fp32(model: Any, front: FrontEnd, clips: list[Waveform], fp32: Path,
-                 options: ExportOptions, reference: list[npt.NDArray[np.float32]],
-                 decode: Any) -> Parity:
+def _export_fp32(model: Any, probe: _Probe, fp32: Path, options: ExportOptions,
+                 outputs: list[str]) -> Parity:
     """Trace ``model`` into ``fp32`` and check it against PyTorch's ``reference``."""
+    from wavtune.deploy.onnx_graph import ExportGraph, export_graph
+
     # eager attention exports as plain MatMul/Softmax, which ONNX Runtime fuses into one
     # Attention op (the SDPA export it cannot); parity below compares with PyTorch's default
     model.set_attn_implementation("eager")
     # trace with a padded row, or transformers' "mask is all ones" shortcut is baked in
-    example = front(clips[:2])
-    _export_graph(_graph(model, front), example, fp32, options.opset, front.input_name)
-    parity = check_parity(fp32, reference, clips, decode, front)
-    if parity.max_abs_diff > options.atol or not parity.same_transcripts:
+    example = probe.front(probe.clips[:2])
+    export_graph(ExportGraph(model, probe.front).eval(), example, fp32, options.opset, outputs)
+    parity = probe.parity(fp32)
+    ctc_ok = parity.max_abs_diff is None or (parity.max_abs_diff <= options.atol
+                                             and bool(parity.same_transcripts))
+    labels_ok = parity.label_max_abs_diff is None or (
+        parity.label_max_abs_diff <= options.atol and parity.label_agreement == 1.0)
+    if not (ctc_ok and labels_ok):
         raise ExportError(f"{fp32}: ONNX fp32 differs from PyTorch (max |logit diff| "
-                          f"{parity.max_abs_diff:.2e} > {options.atol:g}, or transcripts "
-                          f"differ: {parity.same_transcripts=}); try another --opset")
+                          f"{parity.max_abs_diff} CTC, {parity.label_max_abs_diff} labels, "
+                          f"> {options.atol:g}, or transcripts/labels differ: "
+                          f"{parity.same_transcripts=}, {parity.label_agreement=}); try another "
+                          f"--opset")
     return parity
 
 
-def _export_int8(model: Any, front: FrontEnd, clips: list[Waveform], fp32: Path, int8: Path,
-                 options: ExportOptions, reference: list[npt.NDArray[np.float32]],
-                 decode: Any) -> Parity:
-    """Quantise ``fp32`` into ``int8`` and check how many frames keep their best id."""
+def _export_int8(model: Any, probe: _Probe, fp32: Path, int8: Path, options: ExportOptions
+                 ) -> Parity:
+    """Quantise ``fp32`` into ``int8`` and check how many frames (labels) keep their best id."""
+    from wavtune.deploy.onnx_graph import quantize_int8
     from wavtune.model.families import encoder_config
 
     encoder = encoder_config(model.config)
     quantize_int8(fp32, int8, int(encoder.num_attention_heads), int(encoder.hidden_size))
-    parity = check_parity(int8, reference, clips, decode, front)
-    if parity.frame_agreement < options.min_int8_agreement:
-        raise ExportError(f"{int8}: int8 keeps the best id of only "
-                          f"{parity.frame_agreement:.1%} of frames (< "
-                          f"{options.min_int8_agreement:.0%}); use the fp32 model")
+    parity = probe.parity(int8)
+    for name, kept in (("frames", parity.frame_agreement), ("label predictions",
+                                                            parity.label_agreement)):
+        if kept is not None and kept < options.min_int8_agreement:
+            raise ExportError(f"{int8}: int8 keeps the best id of only {kept:.1%} of {name} "
+                              f"(< {options.min_int8_agreement:.0%}); use the fp32 model")
     return parity

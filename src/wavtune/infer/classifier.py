@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.data.dataset import SpeechDataset
 from wavtune.data.labels import LabelSet
 from wavtune.data.manifest import Utterance, with_durations
-from wavtune.infer.evaluation import iter_outputs
+from wavtune.infer.evaluation import iter_forward
+from wavtune.infer.forward import clip_scores
 from wavtune.infer.loaded import LoadedRun
 from wavtune.infer.types import Classification, LabelScores, TranscribeOptions
 from wavtune.run.directory import RunError
@@ -39,19 +39,16 @@ class LabelHeads:
     ) -> list[npt.NDArray[np.float64]]:
         return [np.exp(log_softmax(s)) for s in scores]
 
-    @torch.no_grad()
     def of_wave(self, wave: Waveform, chunk_s: float) -> list[npt.NDArray[np.float64]]:
         """Each head's probabilities for a normalised waveform: the duration-weighted mean over
         ``chunk_s`` windows, so long recordings never go through the model in one piece."""
         pieces = max(1, round(len(wave) / (chunk_s * self.run.audio.sample_rate)))
         total = [np.zeros(len(s)) for s in self.run.label_sets]  # [heads][labels]
         for piece in np.array_split(wave, pieces):  # about chunk_s each, none of them a sliver
-            front = self.run.audio.front_end  # waveform or fbank input, as the family reads
-            inputs, mask = front([piece])  # the mask: fbank frames can be padded in one clip
-            out = self.run.model(**front.model_inputs(inputs.to(self.run.device),
-                                                      mask.to(self.run.device)))
-            logits = (out.logits,) if self.run.kind == "classify" else out.head_logits
-            probs = self.probabilities([h[0].float().cpu().numpy() for h in logits])
+            # waveform or fbank input, as the family reads (the mask: fbank frames can be
+            # padded in one clip)
+            (scores,) = clip_scores(self.run.forward, self.run.audio.front_end, [piece])
+            probs = self.probabilities(scores.heads)
             total = [t + p * len(piece) for t, p in zip(total, probs)]
         return [t / max(len(wave), 1) for t in total]
 
@@ -60,7 +57,11 @@ class Classifier:
     """A classification or multi-task run loaded to label audio (every label head)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
-        self.run = LoadedRun(run_dir, device)
+        self._attach(LoadedRun(run_dir, device), run_dir)
+
+    def _attach(self, run: LoadedRun, run_dir: str | Path) -> None:
+        """Use ``run``'s forward pass (PyTorch here, ONNX Runtime in an OnnxClassifier)."""
+        self.run = run
         if not self.run.label_sets:
             raise RunError(f"{run_dir}: a CTC-only run has no label heads; use 'wavtune "
                            f"transcribe' for it")
@@ -85,9 +86,8 @@ class Classifier:
         found: dict[str, tuple[LabelScores, ...]] = {}
         if short:
             dataset = SpeechDataset(short, self.run.audio)
-            for out in iter_outputs(self.run.model, dataset, options.batch_size,
-                                         self.run.use_attention_mask, progress=progress,
-                                         desc="classify"):
+            for out in iter_forward(self.run.forward, dataset, options.batch_size,
+                                    progress=progress, desc="classify"):
                 probs = self.heads.probabilities(out.head_scores)
                 found[out.id] = tuple(top_labels(s, p, top_k)
                                       for s, p in zip(self.run.label_sets, probs))

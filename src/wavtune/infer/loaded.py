@@ -1,5 +1,6 @@
 """A finished run loaded for inference: its published model, input settings, vocabulary and
-label heads, read from the run directory as transformers saved them."""
+label heads, read from the run directory as transformers saved them, and its forward pass
+(:class:`~wavtune.infer.forward.TorchForward`; an ONNX export's is ONNX Runtime's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from wavtune.data.dataset import AudioSettings
 from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
-from wavtune.model.build import model_kind
+from wavtune.infer.forward import Forward, TorchForward
+from wavtune.model.build import model_kind, samples_per_frame
 from wavtune.model.families import front_end_of
 from wavtune.run.directory import CONFIG_FILE, RunError, load_run_config, load_vocab
 
@@ -74,6 +76,10 @@ class LoadedRun:
                                    front_end_of(self.model.config, fe))
         self.use_attention_mask = bool(fe.return_attention_mask)
         self.device = device
+        self.samples_per_frame = samples_per_frame(self.model.config)  # input samples per frame
+        # the one forward pass inference and evaluation use (ONNX Runtime's in an OnnxRun)
+        self.forward: Forward = TorchForward(self.model, self.audio.front_end.input_name,
+                                             self.use_attention_mask)
 
     def adapters(self) -> list[str]:
         """The MMS adapters this run holds: the NAMEs of ``RUN/adapter.NAME.safetensors``."""

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from tqdm.auto import tqdm
 
 from wavtune.data.audio import Waveform, load_audio, normalize_waveform
@@ -20,7 +19,8 @@ from wavtune.decode.greedy import GreedyDecoder
 from wavtune.decode.registry import make_decoder
 from wavtune.decode.settings import DecoderSettings
 from wavtune.infer.classifier import LabelHeads, top_labels
-from wavtune.infer.evaluation import iter_outputs
+from wavtune.infer.evaluation import iter_forward
+from wavtune.infer.forward import clip_scores
 from wavtune.infer.loaded import LoadedRun
 from wavtune.infer.timestamps import Alignment, align, snap_to_speech
 from wavtune.infer.types import LabelScores, TranscribeOptions, Transcript
@@ -32,7 +32,6 @@ from wavtune.infer.windows import (
     stream_stats,
     trim,
 )
-from wavtune.model.build import samples_per_frame
 from wavtune.run.directory import RunError
 
 
@@ -45,17 +44,22 @@ class Recognizer:
         run = LoadedRun(run_dir, device)
         if adapter:  # an MMS adapter by name (RUN/adapter.<name>.safetensors)
             run.use_adapter(adapter)
+        self._attach(run, run_dir, decoding)
+        self.model = run.model
+
+    def _attach(self, run: LoadedRun, run_dir: str | Path,
+                decoding: DecoderSettings | None) -> None:
+        """Use ``run``'s forward pass (PyTorch here, ONNX Runtime in an OnnxRecognizer)."""
         if run.vocab is None:
             raise RunError(f"{run_dir}: a classification run has no CTC head to transcribe with; "
                            f"use 'wavtune classify'")
         self.run = run
         self.vocab = run.vocab
-        self.model = run.model
         self.audio = run.audio
         self.use_attention_mask = run.use_attention_mask
         self.decoder = self._decoder(decoding)
-        self.samples_per_frame = samples_per_frame(self.model.config)
-        self.device = device
+        self.samples_per_frame = run.samples_per_frame
+        self.device = run.device
         self.heads = LabelHeads(run) if run.label_sets else None
 
     def _decoder(self, decoding: DecoderSettings | None) -> CTCDecoder:
@@ -99,20 +103,11 @@ class Recognizer:
     def _forward(self, wave: Waveform) -> npt.NDArray[np.float32]:
         return self.forward_batch([wave])[0]
 
-    @torch.no_grad()
     def forward_batch(self, waves: Sequence[Waveform]) -> list[npt.NDArray[np.float32]]:
         """Frame scores (``[frames, vocab]``, padding frames removed) of normalised waveforms
-        run as one zero-padded batch."""
-        front = self.audio.front_end
-        if len(waves) > 1 and front.padding_sensitive:  # the registry: padding leaks, go alone
-            return [self.forward_batch([w])[0] for w in waves]
-        # the mask even for one clip: an fbank extractor pads an odd frame count to its stacking
-        # stride and masks the half-padded last frame (pipeline() passes that mask too)
-        inputs, mask = front(waves)
-        kwargs = front.model_inputs(inputs.to(self.device), mask.to(self.device))
-        logits = self.model(**kwargs).logits.float().cpu().numpy()  # [batch, frames, vocab]
-        frames = self.model._get_feat_extract_output_lengths(mask.sum(-1))
-        return [logits[i, : int(n)] for i, n in enumerate(frames)]
+        run as one zero-padded batch (one at a time for a padding-sensitive family)."""
+        return [s.frames for s in clip_scores(self.run.forward, self.audio.front_end, waves)
+                if s.frames is not None]
 
     def transcribe_array(self, wave: Waveform, options: TranscribeOptions = TranscribeOptions()
                          ) -> str:
@@ -225,9 +220,8 @@ class Recognizer:
         labels: dict[str, tuple[LabelScores, ...]] = {}
         if short and self.heads is not None:
             dataset = SpeechDataset(short, self.audio)
-            for out in iter_outputs(self.model, dataset, options.batch_size,
-                                         self.use_attention_mask, progress=progress,
-                                         desc="transcribe"):
+            for out in iter_forward(self.run.forward, dataset, options.batch_size,
+                                    progress=progress, desc="transcribe"):
                 if out.frames is not None:
                     texts[out.id] = self.decoder.decode(out.frames.logits).text
                     timed[out.id] = self.align(out.frames.logits, wave=self._wave(out.id, utts))
