@@ -67,8 +67,9 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Force-align TRANSCRIPT (a text file: one utterance per line, or free text "
                     "split into sentences) to LONG_AUDIO with RUN's CTC model and write "
                     "OUT/clips/*.wav and OUT/segments.jsonl (text, start, end, score), keeping "
-                    "the utterances scoring at least --min-score. The recording is read and "
-                    "aligned window by window, so it may be longer than memory could hold.")
+                    "the utterances scoring at least --min-score. The recording is read block by "
+                    "block and, past the one-pass bound, aligned in windows (--window-s), so it "
+                    "may be longer than memory could hold.")
     p.add_argument("run", help="run directory (a CTC or multi-task run)")
     p.add_argument("audio", help="the long recording")
     p.add_argument("transcript", help="its transcript (a text file)")
@@ -77,9 +78,10 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="leave out utterances whose mean log-posterior per character is lower "
                         "(e.g. -1.5; default: keep all)")
     p.add_argument("--window-s", type=float, default=DEFAULT_SEGMENT_WINDOW_S,
-                   help="seconds of audio force-aligned at a time (default "
-                        f"{DEFAULT_SEGMENT_WINDOW_S:g}; its last quarter is aligned again by the "
-                        "next window): memory follows the window, not the recording")
+                   help="a recording too large to align in one pass (over about an hour of "
+                        "speech) is aligned this many seconds at a time (default "
+                        f"{DEFAULT_SEGMENT_WINDOW_S:g}; each window's last quarter is aligned "
+                        "again by the next): memory follows the window, not the recording")
     _add_window_options(p)
     p.set_defaults(func=cmd_segment)
 

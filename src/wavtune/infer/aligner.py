@@ -13,7 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from wavtune.constants import DEFAULT_ALIGN_SILENCE_DB, DEFAULT_ALIGN_SNAP_S
-from wavtune.data.audio import AudioError, Waveform, load_audio, normalize_waveform
+from wavtune.data.audio import (
+    AudioError,
+    Waveform,
+    audio_info,
+    load_audio,
+    normalize_waveform,
+)
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer
 from wavtune.infer.alignment import (
@@ -24,6 +30,7 @@ from wavtune.infer.alignment import (
     assemble,
     build_target,
     check_feasible,
+    fits_in_one_piece,
     forced_align,
     log_softmax,
 )
@@ -153,8 +160,10 @@ class Aligner:
             yield log_softmax(logits), starts
 
     def align_long_file(self, path: str | Path, text: str, window_s: float) -> ForcedAlignment:
-        """:meth:`align_file` in alignment windows of ``window_s`` (see
-        :mod:`wavtune.infer.windowalign`): memory is bounded by the window, not the file."""
+        """:meth:`align_file` read block by block: in one Viterbi pass when the recording's
+        posteriors and lattice fit the bounds of :func:`fits_in_one_piece`, else in alignment
+        windows of ``window_s`` (:mod:`wavtune.infer.windowalign`), so memory is bounded by the
+        window, not the file."""
         where, normal = str(path), self.normalizer(text)
         if not normal:
             raise AlignmentError(f"{where}: the transcript is empty after normalisation")
@@ -162,7 +171,9 @@ class Aligner:
         frame_s = self.recognizer.frame_s
         if not target.ids:
             check_feasible(target, 0, where, frame_s)  # the error naming the unknown units
-        window = max(4, round(window_s / frame_s))
+        frames = math.ceil(audio_info(path).duration_s / frame_s) + 2  # at least the model's
+        whole = fits_in_one_piece(target, frames, len(self.vocab))
+        window = frames + 1 if whole else max(4, round(window_s / frame_s))
         plan = WindowPlan(window, max(1, window // 4))
         spans = align_windows(self.iter_file_posteriors(path), target, self.vocab, frame_s,
                               plan, where)

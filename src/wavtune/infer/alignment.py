@@ -28,6 +28,7 @@ from wavtune.data.vocab import Vocabulary
 from wavtune.errors import WavtuneError
 
 MAX_LATTICE_CELLS = 1_500_000_000  # frames x states held as one-byte back-pointers (1.5 GB)
+MAX_POSTERIOR_VALUES = 250_000_000  # frames x vocab log-posteriors held at once (float32, 1 GB)
 _MAX_JUMP = 4  # furthest a state transition reaches back: over an optional delimiter and blanks
 
 
@@ -195,6 +196,13 @@ def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float)
         raise AlignmentError(f"{where}: {frames} frames x {len(target.ids)} tokens is too large "
                              f"to align in one piece (over {MAX_LATTICE_CELLS:,} lattice "
                              f"cells); cut the recording and its transcript into shorter parts")
+
+
+def fits_in_one_piece(target: AlignTarget, frames: int, vocab_size: int) -> bool:
+    """Whether ``frames`` of posteriors and their lattice for ``target`` fit the memory bounds
+    (``MAX_LATTICE_CELLS``, ``MAX_POSTERIOR_VALUES``) for one Viterbi pass."""
+    return (frames * (2 * len(target.ids) + 1) <= MAX_LATTICE_CELLS
+            and frames * vocab_size <= MAX_POSTERIOR_VALUES)
 
 
 def log_softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

@@ -1,12 +1,13 @@
 """CTC segmentation: a long recording and its full transcript cut into utterance clips.
 
 The recording is read block by block and its log-posteriors computed window by window (as
-``transcribe`` does); the whole transcript is force-aligned through them in alignment windows
-(:mod:`wavtune.infer.windowalign`: a recording shorter than one window is one Viterbi pass), so
-memory is bounded by the window, not the file. Each utterance (a line of the transcript, or a
-sentence of free text) becomes a clip from its first word's start to its last word's end, with
-the mean log-posterior of its characters as its score. Clips below a minimum score are left out
-and reported.
+``transcribe`` does); the whole transcript is force-aligned through them in one Viterbi pass
+when its posteriors and lattice fit the bounds, else in alignment windows
+(:mod:`wavtune.infer.windowalign`), so memory is bounded by the window, not the file (the
+windowed path needs a model whose posteriors show every character; see the README). Each
+utterance (a line of the transcript, or a sentence of free text) becomes a clip from its first
+word's start to its last word's end, with the mean log-posterior of its characters as its score.
+Clips below a minimum score are left out and reported.
 """
 
 from __future__ import annotations

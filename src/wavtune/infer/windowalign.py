@@ -9,6 +9,11 @@ after the last committed word, at the next word. The final window, holding the r
 aligns the rest of the transcript with the usual fixed end. Memory is bounded by the window
 (``window`` frames of posteriors, a ``window x (2 window + 1)`` lattice), not the recording.
 
+The free end assumes that leaving speech on blank costs more than the characters it holds: true
+of a model whose posteriors show every character, not of one that hears a few characters per word
+(the FSDD model), where the path stops early and the windows drift. :meth:`Aligner.align_long_file`
+therefore uses one pass whenever the bounds allow it.
+
 A word delimiter between two windows' words is left out (a model trained with ``|`` may put a
 frame or two of it there; the next window spends them on blank instead).
 """
