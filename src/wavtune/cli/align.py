@@ -11,7 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from wavtune.constants import DEFAULT_ALIGN_SNAP_S, DEFAULT_CHUNK_OVERLAP_S, DEFAULT_CHUNK_S
+from wavtune.constants import (
+    DEFAULT_ALIGN_SNAP_S,
+    DEFAULT_CHUNK_OVERLAP_S,
+    DEFAULT_CHUNK_S,
+    DEFAULT_SEGMENT_WINDOW_S,
+)
 
 ALIGN_FORMATS = ("json", "ctm", "srt", "textgrid")  # as wavtune.infer.alignformats
 
@@ -62,7 +67,9 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Force-align TRANSCRIPT (a text file: one utterance per line, or free text "
                     "split into sentences) to LONG_AUDIO with RUN's CTC model and write "
                     "OUT/clips/*.wav and OUT/segments.jsonl (text, start, end, score), keeping "
-                    "the utterances scoring at least --min-score.")
+                    "the utterances scoring at least --min-score. The recording is read block by "
+                    "block and, past the one-pass bound, aligned in windows (--window-s), so it "
+                    "may be longer than memory could hold.")
     p.add_argument("run", help="run directory (a CTC or multi-task run)")
     p.add_argument("audio", help="the long recording")
     p.add_argument("transcript", help="its transcript (a text file)")
@@ -70,6 +77,11 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--min-score", type=float, default=float("-inf"),
                    help="leave out utterances whose mean log-posterior per character is lower "
                         "(e.g. -1.5; default: keep all)")
+    p.add_argument("--window-s", type=float, default=DEFAULT_SEGMENT_WINDOW_S,
+                   help="a recording too large to align in one pass (over about an hour of "
+                        "speech) is aligned this many seconds at a time (default "
+                        f"{DEFAULT_SEGMENT_WINDOW_S:g}; each window's last quarter is aligned "
+                        "again by the next): memory follows the window, not the recording")
     _add_window_options(p)
     p.set_defaults(func=cmd_segment)
 
@@ -92,7 +104,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise AlignmentError(f"{args.transcript}: no utterance in the transcript")
     aligner = Aligner(args.run, device=args.device,
                       options=AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s)))
-    segments = segment_recording(aligner, audio, utterances, args.min_score)
+    if args.window_s <= 0:
+        raise AlignmentError(f"--window-s: must be > 0 seconds, got {args.window_s:g}")
+    segments = segment_recording(aligner, audio, utterances, args.min_score, args.window_s)
     manifest = write_segments(audio, segments, Path(args.out))
     for s in segments:
         if not s.kept:

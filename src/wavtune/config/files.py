@@ -15,7 +15,7 @@ from wavtune.config.sections import Config, ConfigError
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     section = data.get("data")
     if isinstance(section, dict):
-        for key in ("train", "eval", "test", "cache_dir"):
+        for key in ("train", "eval", "test", "cache_dir", "align_model"):
             value = section.get(key)
             if isinstance(value, str) and value and not Path(value).is_absolute():
                 section[key] = str((base / value).resolve())

@@ -19,7 +19,23 @@ def validate(config: Config) -> Config:
             raise ConfigError(message)
     _validate_task(config)
     _validate_model(config)
+    _validate_cleaning(config)
     return config
+
+
+def _validate_cleaning(config: Config) -> None:
+    """``data.drop_misaligned`` needs a model to score the rows and ``on_error: skip``."""
+    data = config.data
+    if not data.drop_misaligned:
+        return
+    if not data.align_model:
+        raise ConfigError("data.align_model: data.drop_misaligned needs a finished CTC run to "
+                          "score the rows by forced alignment; set data.align_model=RUN (e.g. "
+                          "a model trained on this data without it)")
+    if data.on_error != "skip":
+        raise ConfigError("data.drop_misaligned: drops rows, which data.on_error=fail forbids; "
+                          "set data.on_error=skip (or list the rows with 'wavtune check-data "
+                          "MANIFEST --align RUN' and fix them)")
 
 
 def _range_rules(config: Config) -> list[tuple[bool, str]]:

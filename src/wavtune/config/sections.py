@@ -48,6 +48,10 @@ class DataConfig:
     cache_dir: str = ""  # caches keyed by rows + settings; empty: RUN/audio-cache (per run)
     cache_threads: int = 0  # decode threads building a cache (0: one per core, at most 8)
     allow_outside_paths: bool = True  # false: audio must lie in the manifest's folder tree
+    # with on_error skip: drop the train and eval rows that align_model's forced alignment flags
+    # as mislabelled (check-data --align's rule), counted as 'misaligned' in metrics.json
+    drop_misaligned: bool = False
+    align_model: str = ""  # the finished CTC run that scores the rows (drop_misaligned)
 
 
 @dataclass(frozen=True)

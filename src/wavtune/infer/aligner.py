@@ -13,7 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from wavtune.constants import DEFAULT_ALIGN_SILENCE_DB, DEFAULT_ALIGN_SNAP_S
-from wavtune.data.audio import AudioError, Waveform, load_audio, normalize_waveform
+from wavtune.data.audio import (
+    AudioError,
+    Waveform,
+    audio_info,
+    load_audio,
+    normalize_waveform,
+)
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer
 from wavtune.infer.alignment import (
@@ -21,15 +27,22 @@ from wavtune.infer.alignment import (
     AlignedWord,
     AlignmentError,
     ForcedAlignment,
+    assemble,
+    build_target,
+    check_feasible,
+    fits_in_one_piece,
     forced_align,
     log_softmax,
 )
 from wavtune.infer.recognizer import Recognizer
-from wavtune.infer.timestamps import WordSpan, snap_to_speech
+from wavtune.infer.timestamps import WordSpan, snap_to_loud, snap_to_speech, stream_levels_db
 from wavtune.infer.types import TranscribeOptions
+from wavtune.infer.windowalign import Piece, WindowPlan, align_windows
+from wavtune.infer.windows import iter_file_blocks, normalized, stream_stats
 from wavtune.run.directory import CONFIG_FILE, load_run_config
 
 BURST_GAP_S = 0.1  # characters closer than this form one burst
+SNAP_HOP_S = 0.005  # loudness frames of the edge snapping (s)
 
 
 def anchors(timed: ForcedAlignment) -> list[WordSpan]:
@@ -48,6 +61,12 @@ def anchors(timed: ForcedAlignment) -> list[WordSpan]:
         best = max(bursts, key=lambda b: sum(math.exp(c.score) for c in b))
         out.append(WordSpan(word.text, best[0].start_s, best[-1].end_s, word.score))
     return out
+
+
+def _with_edges(timed: ForcedAlignment, snapped: Sequence[WordSpan]) -> ForcedAlignment:
+    """``timed`` with its words' edges moved to ``snapped``'s."""
+    return replace(timed, words=tuple(AlignedWord(w.text, s.start_s, s.end_s, w.score)
+                                      for w, s in zip(timed.words, snapped)))
 
 
 @dataclass(frozen=True)
@@ -124,12 +143,48 @@ class Aligner:
                              where)
         if wave is None or self.options.snap_s <= 0 or not timed.words:
             return timed
-        snapped = snap_to_speech(anchors(timed), wave, self.sample_rate,
-                                 max_shift_s=self.options.snap_s,
-                                 silence_db=self.options.silence_db)
-        words = tuple(AlignedWord(w.text, s.start_s, s.end_s, w.score)
-                      for w, s in zip(timed.words, snapped))
-        return replace(timed, words=words)
+        return _with_edges(timed, snap_to_speech(anchors(timed), wave, self.sample_rate,
+                                                 hop_s=SNAP_HOP_S, max_shift_s=self.options.snap_s,
+                                                 silence_db=self.options.silence_db))
+
+    def iter_file_posteriors(self, path: str | Path) -> Iterator[Piece]:
+        """Frame log-posteriors of an audio file of any length, window by window, as
+        ``transcribe`` computes them (``[frames, vocab]``, each frame's start in s); a first pass
+        over the file finds the normalisation statistics. No ``pad_s`` here."""
+        sr = self.sample_rate
+        blocks = iter_file_blocks(path, sr)
+        if self.recognizer.audio.do_normalize:
+            blocks = normalized(iter_file_blocks(path, sr),
+                                *stream_stats(iter_file_blocks(path, sr)))
+        for logits, starts in self.recognizer.iter_logits(blocks, self.options.windows):
+            yield log_softmax(logits), starts
+
+    def align_long_file(self, path: str | Path, text: str, window_s: float) -> ForcedAlignment:
+        """:meth:`align_file` read block by block: in one Viterbi pass when the recording's
+        posteriors and lattice fit the bounds of :func:`fits_in_one_piece`, else in alignment
+        windows of ``window_s`` (:mod:`wavtune.infer.windowalign`), so memory is bounded by the
+        window, not the file."""
+        where, normal = str(path), self.normalizer(text)
+        if not normal:
+            raise AlignmentError(f"{where}: the transcript is empty after normalisation")
+        target = build_target(normal, self.vocab)
+        frame_s = self.recognizer.frame_s
+        if not target.ids:
+            check_feasible(target, 0, where, frame_s)  # the error naming the unknown units
+        frames = math.ceil(audio_info(path).duration_s / frame_s) + 2  # at least the model's
+        whole = fits_in_one_piece(target, frames, len(self.vocab))
+        window = frames + 1 if whole else max(4, round(window_s / frame_s))
+        plan = WindowPlan(window, max(1, window // 4))
+        spans = align_windows(self.iter_file_posteriors(path), target, self.vocab, frame_s,
+                              plan, where)
+        timed = assemble(where, normal, target, spans)
+        if self.options.snap_s <= 0 or not timed.words:
+            return timed
+        hop = max(1, round(SNAP_HOP_S * self.sample_rate))
+        loud = stream_levels_db(iter_file_blocks(path, self.sample_rate), hop) > \
+            self.options.silence_db
+        return _with_edges(timed, snap_to_loud(anchors(timed), loud, hop / self.sample_rate,
+                                               max_shift_s=self.options.snap_s))
 
     def align_wave(self, wave: Waveform, text: str, where: str = "input") -> ForcedAlignment:
         """Align ``text`` to a mono waveform already at the model's sample rate."""

@@ -16,6 +16,7 @@ utterances compare. Characters outside the vocabulary cannot be aligned: they ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,6 +28,7 @@ from wavtune.data.vocab import Vocabulary
 from wavtune.errors import WavtuneError
 
 MAX_LATTICE_CELLS = 1_500_000_000  # frames x states held as one-byte back-pointers (1.5 GB)
+MAX_POSTERIOR_VALUES = 250_000_000  # frames x vocab log-posteriors held at once (float32, 1 GB)
 _MAX_JUMP = 4  # furthest a state transition reaches back: over an optional delimiter and blanks
 
 
@@ -139,11 +141,13 @@ def _transitions(states: npt.NDArray[np.int64], optional: npt.NDArray[np.bool_],
     return allowed
 
 
-def viterbi(log_probs: npt.NDArray[np.floating], target: AlignTarget, blank: int = 0
-            ) -> tuple[npt.NDArray[np.int64], float]:
+def viterbi(log_probs: npt.NDArray[np.floating], target: AlignTarget, blank: int = 0,
+            free_end: bool = False) -> tuple[npt.NDArray[np.int64], float]:
     """The best CTC path of ``target`` through ``log_probs`` (``[frames, vocab]``): the token
     index each frame is spent on (-1: blank) ``[frames]``, and the path's total log-probability.
-    Call :func:`check_feasible` first; an impossible target gives ``-inf``."""
+    ``free_end``: the path may stop in any state (a window of a longer recording, whose audio
+    goes on past the tokens it reaches). Call :func:`check_feasible` first; an impossible
+    target gives ``-inf``."""
     frames = len(log_probs)
     states = np.full(2 * len(target.ids) + 1, blank, dtype=np.int64)
     states[1::2] = target.ids
@@ -163,7 +167,10 @@ def viterbi(log_probs: npt.NDArray[np.floating], target: AlignTarget, blank: int
         jump = candidates.argmax(axis=0)
         back[t] = jump
         score = candidates[jump, columns] + log_probs[t, states]
-    last = n - 1 if n == 1 or score[n - 1] >= score[n - 2] else n - 2
+    if free_end:
+        last = int(score.argmax())
+    else:
+        last = n - 1 if n == 1 or score[n - 1] >= score[n - 2] else n - 2
     total = float(score[last])
     path = np.empty(frames, dtype=np.int64)
     s = last
@@ -189,6 +196,13 @@ def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float)
         raise AlignmentError(f"{where}: {frames} frames x {len(target.ids)} tokens is too large "
                              f"to align in one piece (over {MAX_LATTICE_CELLS:,} lattice "
                              f"cells); cut the recording and its transcript into shorter parts")
+
+
+def fits_in_one_piece(target: AlignTarget, frames: int, vocab_size: int) -> bool:
+    """Whether ``frames`` of posteriors and their lattice for ``target`` fit the memory bounds
+    (``MAX_LATTICE_CELLS``, ``MAX_POSTERIOR_VALUES``) for one Viterbi pass."""
+    return (frames * (2 * len(target.ids) + 1) <= MAX_LATTICE_CELLS
+            and frames * vocab_size <= MAX_POSTERIOR_VALUES)
 
 
 def log_softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
@@ -235,9 +249,14 @@ def forced_align(log_probs: npt.NDArray[np.floating], text: str, vocab: Vocabula
     target = build_target(text, vocab)
     check_feasible(target, frames, where, frame_s)
     path, _ = viterbi(log_probs, target, vocab.pad_id)
+    return assemble(where, text, target, _chars(path, log_probs, target, vocab, starts, frame_s))
+
+
+def assemble(where: str, text: str, target: AlignTarget,
+             spans: Sequence[tuple[int, AlignedChar]]) -> ForcedAlignment:
+    """The alignment of ``text`` from the (word index, span) of each token the path visited."""
     chars: list[AlignedChar] = []
     words: list[AlignedWord] = []
-    spans = _chars(path, log_probs, target, vocab, starts, frame_s)
     for w, text_w in enumerate(target.words):
         mine = [replace(c, word=len(words)) for i, c in spans if i == w]
         if mine:

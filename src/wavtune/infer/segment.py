@@ -1,11 +1,13 @@
 """CTC segmentation: a long recording and its full transcript cut into utterance clips.
 
-The recording's log-posteriors are computed window by window (as ``transcribe`` does), the whole
-transcript is force-aligned through them in one Viterbi pass, and each utterance (a line of the
-transcript, or a sentence of free text) becomes a clip from its first word's start to its last
-word's end, with the mean log-posterior of its characters as its score. Clips below a minimum
-score are left out and reported. The Viterbi's back-pointers take one byte per frame and state
-(``MAX_LATTICE_CELLS``), which bounds one pass to about an hour of speech at 20 ms frames.
+The recording is read block by block and its log-posteriors computed window by window (as
+``transcribe`` does); the whole transcript is force-aligned through them in one Viterbi pass
+when its posteriors and lattice fit the bounds, else in alignment windows
+(:mod:`wavtune.infer.windowalign`), so memory is bounded by the window, not the file (the
+windowed path needs a model whose posteriors show every character; see the README). Each
+utterance (a line of the transcript, or a sentence of free text) becomes a clip from its first
+word's start to its last word's end, with the mean log-posterior of its characters as its score.
+Clips below a minimum score are left out and reported.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from wavtune.data.audio import load_audio
+from wavtune.constants import DEFAULT_SEGMENT_WINDOW_S
 from wavtune.infer.aligner import Aligner
-from wavtune.infer.alignment import AlignmentError, build_target
+from wavtune.infer.alignment import AlignmentError, ForcedAlignment, build_target
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
@@ -47,13 +49,20 @@ def split_utterances(transcript: str) -> list[str]:
 
 
 def segment_recording(aligner: Aligner, path: Path, utterances: Sequence[str],
-                      min_score: float = float("-inf")) -> list[Segment]:
-    """The utterances of ``path`` located by one forced alignment of their joined text."""
-    wave = load_audio(path, aligner.sample_rate)
-    normal = [aligner.normalizer(u) for u in utterances]
+                      min_score: float = float("-inf"),
+                      window_s: float = DEFAULT_SEGMENT_WINDOW_S) -> list[Segment]:
+    """The utterances of ``path`` located by a forced alignment of their joined text, in
+    alignment windows of ``window_s`` seconds."""
+    text = " ".join(n for n in (aligner.normalizer(u) for u in utterances) if n)
+    timed = aligner.align_long_file(path, text, window_s)
+    return cut_segments(aligner, timed, path, utterances, min_score)
+
+
+def cut_segments(aligner: Aligner, timed: ForcedAlignment, path: Path,
+                 utterances: Sequence[str], min_score: float = float("-inf")) -> list[Segment]:
+    """Each utterance's span in ``timed`` (the alignment of their joined, normalised text)."""
     counts = [len({w for w in build_target(n, aligner.vocab).word_of if w >= 0}) if n else 0
-              for n in normal]
-    timed = aligner.align_wave(wave, " ".join(n for n in normal if n), str(path))
+              for n in (aligner.normalizer(u) for u in utterances)]
     segments: list[Segment] = []
     first = 0
     for k, (text, count) in enumerate(zip(utterances, counts)):

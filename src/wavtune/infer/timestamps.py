@@ -16,7 +16,7 @@ around it falls silent (never past a neighbour, at most ``DEFAULT_SNAP_S``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -146,6 +146,24 @@ def frame_levels_db(wave: npt.NDArray[np.float32], hop: int) -> npt.NDArray[np.f
     return levels
 
 
+def stream_levels_db(blocks: Iterable[npt.NDArray[np.float32]], hop: int
+                     ) -> npt.NDArray[np.float64]:
+    """:func:`frame_levels_db` of the concatenation of ``blocks``, one block at a time (holds
+    one level per ``hop`` samples, not the samples)."""
+    rest = np.zeros(0, dtype=np.float64)
+    rms: list[npt.NDArray[np.float64]] = []
+    for block in blocks:
+        samples = np.concatenate([rest, np.asarray(block, dtype=np.float64)])
+        n = len(samples) // hop
+        rms.append(np.sqrt((samples[: n * hop].reshape(n, hop) ** 2).mean(axis=1)) + 1e-10)
+        rest = samples[n * hop:]
+    levels = np.concatenate(rms) if rms else np.zeros(0)
+    if not len(levels):
+        levels = np.full(1, 1e-10)
+    out: npt.NDArray[np.float64] = 20 * np.log10(levels / levels.max())
+    return out
+
+
 def _reach(loud: npt.NDArray[np.bool_], edge: int, direction: int, bound: int, limit: int,
            bridge: int) -> int:
     """The furthest loud frame from ``edge`` stepping ``direction`` (-1, +1) up to ``bound``
@@ -173,7 +191,14 @@ def snap_to_speech(words: Sequence[WordSpan], wave: npt.NDArray[np.float32], sam
     at a neighbouring word's edge and after ``max_shift_s``."""
     hop = max(1, round(hop_s * sample_rate))
     loud = frame_levels_db(wave, hop) > silence_db
-    step = hop / sample_rate
+    return snap_to_loud(words, loud, hop / sample_rate, max_shift_s, bridge_s)
+
+
+def snap_to_loud(words: Sequence[WordSpan], loud: npt.NDArray[np.bool_], step: float,
+                 max_shift_s: float = DEFAULT_SNAP_S, bridge_s: float = DEFAULT_BRIDGE_S
+                 ) -> tuple[WordSpan, ...]:
+    """:func:`snap_to_speech` on a recording's loud/silent mask (``[hops]``, ``step`` seconds a
+    hop), which a long file can give without being held whole."""
     limit, bridge = round(max_shift_s / step), round(bridge_s / step)
     out: list[WordSpan] = []
     for k, word in enumerate(words):

@@ -21,6 +21,7 @@ from wavtune.data.spool import DecodedSpool
 from wavtune.model.build import BuiltModel, count_parameters
 from wavtune.model.families import geometry_of
 from wavtune.run.directory import RunDir, prepare_run_dir
+from wavtune.train.cleaning import drop_misaligned
 from wavtune.train.loader import cache_folder
 from wavtune.train.prepare import PreparedData
 
@@ -40,10 +41,12 @@ def open_run(config: Config, accelerator: Any, resume: bool) -> RunDir:
 def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: RunDir | None,
                  progress: bool = True) -> PreparedData:
     """``data`` after the data checks for this model (conv geometry, sample rate), rows dropped or
-    the run stopped as ``data.on_error`` says; the vocabulary and feature extractor are saved in
+    the run stopped as ``data.on_error`` says, then likely mislabelled rows dropped
+    (``data.drop_misaligned``); the vocabulary and feature extractor are saved in
     ``run`` (None: not the main process, which alone writes)."""
     checked = check_for_model(data, geometry_of(built.model.config), built.sample_rate, config,
                               run, progress)
+    checked = drop_misaligned(checked, config)  # data.drop_misaligned: rows the checks passed
     if run is not None:
         if checked.vocab is not None:
             checked.vocab.save(run.root)
