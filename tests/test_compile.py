@@ -19,7 +19,8 @@ def test_compile_pads_inputs_to_buckets_and_labels_to_sixteen() -> None:
                                   "train.compile_pad_s=0.5"])
     collate = train_collator(config.train, AudioSettings(sample_rate=8000))
     assert (collate.pad_to_multiple_of, collate.label_multiple) == (4000, 16)
-    plain = train_collator(load_config(None, ["model.preset=tiny"]).train, AudioSettings(sample_rate=8000))
+    plain = train_collator(load_config(None, ["model.preset=tiny"]).train,
+                           AudioSettings(sample_rate=8000))
     assert (plain.pad_to_multiple_of, plain.label_multiple) == (1, 1)
 
 
