@@ -106,6 +106,7 @@ def test_masks_targets_and_loss_never_touch_padding() -> None:
     assert 1 <= float(first.parts["target_perplexity"]) <= 6
 
 
+@pytest.mark.slow  # three tiny trainings (40 + 10 pre-training steps, 6 fine-tuning): ~30 s
 def test_hubert_loss_falls_folder_loads_fine_tunes_and_continues(tmp_path: Path) -> None:
     from transformers import HubertModel
 
