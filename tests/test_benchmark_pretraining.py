@@ -57,3 +57,25 @@ def test_benchmark_reports_both_starts_and_their_ratio(tmp_path: Path) -> None:
         "--fractions", "0.5", "--finetune-set", "train.train_batch_size=4"]) == 0
     assert json.loads(again.read_text())["pretrain"] == report["pretrain"]
     assert not (tmp_path / "runs2" / "pretrain").exists()
+
+
+def test_hubert_benchmark_runs_in_two_stages(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_corpus(data, WORDS + VARIED)
+    write_corpus(data, WORDS, name="test.jsonl")
+    results = tmp_path / "results.json"
+    common = ["--objective", "hubert", "--manifests", str(data), "--out", str(tmp_path / "runs"),
+              "--results", str(results), "--pretrain-steps", "4", "--finetune-steps", "3",
+              "--fractions", "0.5"]
+    pretrain_set = ["--pretrain-set", "train.eval_steps=2", "train.logging_steps=2",
+                    "train.train_batch_size=5", "pretrain.num_clusters=20"]
+    assert _benchmark().main([*common, "--stage", "pretrain", *pretrain_set]) == 0
+    assert not results.exists()  # written once the fine-tunes ran
+    assert _benchmark().main([*common, "--stage", "finetune", "--finetune-set",
+                              "train.logging_steps=1", "train.train_batch_size=4"]) == 0
+    report = json.loads(results.read_text())
+    assert report["objective"] == report["pretrain"]["objective"] == "hubert"
+    assert report["pretrain"]["first_masked_loss"] > 0
+    assert report["pretrain"]["final_target_perplexity"] > 1
+    (point,) = report["fine_tune"]
+    assert point["pretrained"]["steps"] == point["random_init"]["steps"] == 3

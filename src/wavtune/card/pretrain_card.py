@@ -29,7 +29,19 @@ CURVES = "plots/pretraining_curves.png"
 FIGURES = {"loss": "Loss", "contrastive_loss": "Contrastive loss",
            "diversity_loss": "Diversity loss", "codevector_perplexity": "Codevector perplexity",
            "contrastive_accuracy": "Contrastive accuracy",
-           "gumbel_temperature": "Gumbel temperature"}
+           "gumbel_temperature": "Gumbel temperature",
+           "masked_loss": "Masked cross-entropy", "unmasked_loss": "Unmasked cross-entropy",
+           "masked_accuracy": "Masked accuracy", "cluster_perplexity": "Cluster perplexity",
+           "target_perplexity": "Target perplexity"}
+# per objective: the figure the card starts from, the plotted ones, what the objective does
+OBJECTIVES = {
+    "contrastive": ("contrastive_loss", ("contrastive_loss", "contrastive_accuracy",
+                                         "codevector_perplexity"),
+                    "wav2vec 2.0: masked frames pick their quantized target among distractors"),
+    "hubert": ("masked_loss", ("masked_loss", "masked_accuracy", "cluster_perplexity"),
+               "HuBERT's first iteration: masked frames predict the k-means cluster of their MFCC "
+               "frame"),
+}
 
 
 def is_pretrain_run(run: str | Path) -> bool:
@@ -79,9 +91,10 @@ def _start(config: Config) -> str:
     return f"from scratch (preset `{model.preset}`, architecture `{model.arch}`)"
 
 
-def _figures_table(records: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> list[str]:
+def _figures_table(records: Sequence[dict[str, Any]], metrics: dict[str, Any],
+                   objective: str) -> list[str]:
     rows = ["| figure | first logged window | last logged window |", "|---|---|---|"]
-    first = next((r for r in records if "contrastive_loss" in r), {})
+    first = next((r for r in records if OBJECTIVES[objective][0] in r), {})
     for key, label in FIGURES.items():
         end = _last(records, key)
         if end is not None:
@@ -89,23 +102,41 @@ def _figures_table(records: Sequence[dict[str, Any]], metrics: dict[str, Any]) -
             rows.append(f"| {label} | {'' if start is None else f'{start:.4g}'} | {end:.4g} |")
     scored = metrics.get("eval") or {}
     if scored:
+        shown = ", ".join(f"{FIGURES.get(k, k).lower()} {v:.4f}" for k, v in scored.items()
+                          if k != "utterances")
         rows += ["", f"Held-out audio ({scored.get('utterances')} clips) at the published step: "
-                 f"loss {scored['loss']:.4f}, contrastive loss {scored['contrastive_loss']:.4f}, "
-                 f"contrastive accuracy {scored['contrastive_accuracy']:.4f}."]
+                 f"{shown}."]
     return rows
 
 
 def _objective_line(config: Config) -> str:
     pre, t = config.pretrain, config.train
+    training = (f"Learning rate {t.learning_rate} ({t.lr_scheduler_type}, {t.warmup_steps} "
+                f"warm-up steps), batch size {t.train_batch_size}, seed {t.seed}. The complete "
+                f"configuration is in `wavtune.yaml`.")
+    if pre.objective == "hubert":
+        return (f"Objective: mask_time_prob {pre.mask_time_prob}, mask_time_length "
+                f"{pre.mask_time_length}; targets: k-means clusters of MFCC (+deltas) frames at "
+                f"the encoder's frame rate, fitted on up to {pre.kmeans_sample_s:g} s of the "
+                f"training audio (`mfcc_clusters.json`); unmasked-frame loss weight "
+                f"{pre.unmasked_loss_weight}. {training}")
     return (f"Objective: mask_time_prob {pre.mask_time_prob}, mask_time_length "
             f"{pre.mask_time_length}, {pre.num_negatives} negatives from {pre.negatives_from} "
             f"frames, codebook {pre.num_codevector_groups} x {pre.num_codevectors_per_group} "
             f"(dim {pre.codevector_dim}), Gumbel temperature {pre.gumbel_temperature_max} -> "
             f"{pre.gumbel_temperature_min} (decay {pre.gumbel_temperature_decay} a step), "
-            f"diversity loss weight {pre.diversity_loss_weight}. Learning rate "
-            f"{t.learning_rate} ({t.lr_scheduler_type}, {t.warmup_steps} warm-up steps), batch "
-            f"size {t.train_batch_size}, seed {t.seed}. The complete configuration is in "
-            f"`wavtune.yaml`.")
+            f"diversity loss weight {pre.diversity_loss_weight}. {training}")
+
+
+def _loaders(model_class: str) -> str:
+    """Which transformers classes load the folder (a cluster-prediction model is wavtune's:
+    its encoder loads as the family's base and CTC classes)."""
+    family = model_class.removesuffix("ForClusterPrediction")
+    if family == model_class:
+        return f"`{model_class}.from_pretrained` loads it"
+    return (f"`{family}Model.from_pretrained` loads its encoder, `{family}ForCTC` puts a new head "
+            f"on it; the cluster head `cluster_head.*` and the k-means codebook "
+            f"`mfcc_clusters.json` serve continued pre-training")
 
 
 def render_pretrain_card(run: str | Path) -> str:
@@ -127,21 +158,21 @@ def render_pretrain_card(run: str | Path) -> str:
         f"# {name}",
         f"A self-supervised {model_class} ({parameters / 1e6:.2f}M parameters), "
         f"{_start(config)}, pre-trained with the {config.pretrain.objective} objective "
-        f"(wav2vec 2.0: masked frames pick their quantized target among distractors) on "
+        f"({OBJECTIVES[config.pretrain.objective][2]}) on "
         f"{hours:.2f} h of unlabelled audio from {dataset} "
         f"({metrics.get('train_utterances')} clips of `{config.data.train}`; transcripts are not "
         f"read). It is an encoder, not a recognizer: fine-tune it on labelled speech.",
         "## Fine-tune it",
         f"```\nwavtune train CONFIG --set model.name_or_path={root.resolve()}\n```\n\nThe folder "
-        f"is a transformers model folder (`{model_class}.from_pretrained` loads "
-        f"it); `wavtune train` puts a new CTC or classification head on its encoder, and "
+        f"is a transformers model folder ({_loaders(model_class)}); `wavtune train` puts a "
+        f"new CTC or classification head on its encoder, and "
         f"`model.random_init: true` gives the same architecture without the pre-training, the "
         f"baseline to compare against.",
         "## Pre-training",
         f"{metrics.get('last_step')} optimizer steps in "
         f"{metrics.get('train_runtime_s', 0) / 60:.1f} min; published step "
         f"{metrics.get('published_step')} ({chosen}).",
-        "\n".join(_figures_table(records, metrics)),
+        "\n".join(_figures_table(records, metrics, config.pretrain.objective)),
         _objective_line(config),
         "### Framework versions",
         "\n".join(f"- {k} {v}" for k, v in {**framework_versions(),
@@ -153,16 +184,16 @@ def render_pretrain_card(run: str | Path) -> str:
 
 
 def plot_pretraining(run: str | Path) -> Path | None:
-    """Loss, contrastive accuracy and codevector perplexity per step; None without a log."""
+    """The objective's loss, accuracy and perplexity per step; None without a log."""
     from wavtune.card.plots import _figure, _save
 
-    records = [r for r in read_records(run) if "contrastive_loss" in r]
+    first, shown, _ = OBJECTIVES[load_run_config(run).pretrain.objective]
+    records = [r for r in read_records(run) if first in r]
     if not records:
         return None
     fig = _figure(10.0, 3.2)
     steps = [r["step"] for r in records]
-    for i, key in enumerate(("contrastive_loss", "contrastive_accuracy",
-                             "codevector_perplexity")):
+    for i, key in enumerate(shown):
         ax = fig.add_subplot(1, 3, i + 1)
         ax.plot(steps, [r[key] for r in records])
         ax.set_xlabel("step")

@@ -31,11 +31,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "pretrain",
         help="self-supervised pre-training on unlabelled audio",
         description="Pre-train (from scratch, or continue from model.name_or_path) a "
-        "wav2vec2-style encoder with the contrastive objective on data.train's audio (a "
-        "manifest whose text is ignored, or a folder of audio files). The run directory is a "
+        "wav2vec2-style encoder on data.train's audio (a manifest whose text is ignored, or a "
+        "folder of audio files) with pretrain.objective: contrastive (wav2vec 2.0; wav2vec2, "
+        "wav2vec2-conformer, unispeech, unispeech-sat) or hubert (masked prediction of k-means "
+        "clusters of MFCC frames, fitted before the first step and kept as mfcc_clusters.json; "
+        "every waveform family). The run directory is a "
         "transformers model folder with a model card that `wavtune train` fine-tunes with "
         "model.name_or_path: RUN. Example: examples/fsdd-pretrain.yaml, then "
-        "examples/fsdd-low-resource.yaml.",
+        "examples/fsdd-low-resource.yaml (or examples/fsdd-pretrain-hubert.yaml).",
     )
     p.add_argument("config",
                    help="YAML config, the same layout as train's (data, model, train, pretrain)")

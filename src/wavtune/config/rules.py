@@ -97,6 +97,22 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
             config.model.peft.r >= 1 and config.model.peft.adapter_attn_dim >= 1,
             "model.peft.r and model.peft.adapter_attn_dim: must be >= 1",
         ),
+        *_pretrain_rules(config),
+    ]
+
+
+def _pretrain_rules(config: Config) -> list[tuple[bool, str]]:
+    pre = config.pretrain
+    return [
+        (0.0 < pre.mask_time_prob <= 1.0,
+         f"pretrain.mask_time_prob: must be in (0, 1], got {pre.mask_time_prob}"),
+        (pre.mask_time_length >= 1,
+         f"pretrain.mask_time_length: must be >= 1, got {pre.mask_time_length}"),
+        (pre.num_clusters >= 2, f"pretrain.num_clusters: must be >= 2, got {pre.num_clusters}"),
+        (pre.kmeans_sample_s > 0,
+         f"pretrain.kmeans_sample_s: must be > 0 seconds, got {pre.kmeans_sample_s}"),
+        (pre.unmasked_loss_weight >= 0,
+         f"pretrain.unmasked_loss_weight: must be >= 0, got {pre.unmasked_loss_weight}"),
     ]
 
 

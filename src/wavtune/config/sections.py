@@ -189,9 +189,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Self-supervised pre-training (``wavtune pretrain``): the contrastive objective's knobs."""
+    """Self-supervised pre-training (``wavtune pretrain``): the objective and its knobs."""
 
-    objective: Literal["contrastive"] = "contrastive"
+    # contrastive: wav2vec 2.0 (quantizer, negatives); hubert: masked prediction of k-means
+    # cluster ids of MFCC frames (HuBERT's first iteration)
+    objective: Literal["contrastive", "hubert"] = "contrastive"
     mask_time_prob: float = 0.65  # share of real frames that start a masked span
     mask_time_length: int = 10  # frames per masked span
     min_masks: int = 2
@@ -205,6 +207,11 @@ class PretrainConfig:
     gumbel_temperature_min: float = 0.5
     gumbel_temperature_decay: float = 0.999995  # per optimizer step
     diversity_loss_weight: float = 0.1
+    # hubert: k-means clusters of MFCC (+deltas) frames, fitted before the first step on a seeded
+    # sample of this many seconds of the training audio (a continued run reuses its folder's)
+    num_clusters: int = 100
+    kmeans_sample_s: float = 3600.0
+    unmasked_loss_weight: float = 0.0  # hubert: weight of the cross-entropy on unmasked frames
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,15 @@ class Family:
     tasks: tuple[str, ...] = TASKS
     onnx_unsupported: str = ""  # why ONNX export is refused ('' when it works)
 
+    @property
+    def pretrain_objectives(self) -> tuple[str, ...]:
+        """The ``pretrain.objective`` values ``wavtune pretrain`` runs for this family:
+        contrastive needs transformers' ``*ForPreTraining`` head (``pretraining_class``); hubert
+        (masked prediction of MFCC cluster ids) puts a projection on the family's base model,
+        whose targets are cut from the waveform, so waveform families only."""
+        contrastive = ("contrastive",) if self.pretraining_class else ()
+        return contrastive + (("hubert",) if self.input_kind == "waveform" else ())
+
     def geometry(self, config: PretrainedConfig) -> FrameGeometry:
         """Frame geometry of an encoder config of this family."""
         if self.input_kind == "features":
@@ -195,6 +204,11 @@ def family(name: str) -> Family:
 def families_for(task: str) -> tuple[str, ...]:
     """The families that train ``task`` (for messages that say what to use instead)."""
     return tuple(name for name, f in FAMILIES.items() if task in f.tasks)
+
+
+def families_for_objective(objective: str) -> tuple[str, ...]:
+    """The families ``wavtune pretrain`` runs with ``pretrain.objective=objective``."""
+    return tuple(name for name, f in FAMILIES.items() if objective in f.pretrain_objectives)
 
 
 def encoder_config(config: PretrainedConfig) -> PretrainedConfig:

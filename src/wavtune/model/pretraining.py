@@ -25,7 +25,7 @@ from wavtune.model.build import (
     random_init_config,
     weight_format,
 )
-from wavtune.model.families import FAMILIES, FamilyError, family_of
+from wavtune.model.families import FamilyError, families_for_objective, family_of
 
 log = logging.getLogger("wavtune")
 
@@ -39,7 +39,8 @@ FINE_TUNING_MASKS = {"mask_time_prob": 0.05, "mask_time_length": 10}
 
 
 def pretrainable_families() -> tuple[str, ...]:
-    return tuple(name for name, f in FAMILIES.items() if f.pretraining_class)
+    """The families the contrastive objective runs with (a transformers pre-training head)."""
+    return families_for_objective("contrastive")
 
 
 def pretraining_class(config: PretrainedConfig) -> type[PreTrainedModel]:
@@ -48,9 +49,11 @@ def pretraining_class(config: PretrainedConfig) -> type[PreTrainedModel]:
     fam = family_of(config)
     if fam.pretraining_class is None:
         raise FamilyError(
-            f"model family {fam.name!r} has no self-supervised pre-training head in transformers; "
-            f"wavtune pretrain supports {', '.join(pretrainable_families())}. Set model.arch (or a "
-            f"model.name_or_path) of one of those")
+            f"model family {fam.name!r} has no contrastive pre-training head in transformers; "
+            f"pretrain.objective=contrastive runs with {', '.join(pretrainable_families())}. Set "
+            f"model.arch (or a model.name_or_path) of one of those, or pretrain.objective=hubert "
+            f"(masked prediction of MFCC clusters), which runs with "
+            f"{', '.join(families_for_objective('hubert'))}")
     cls: type[PreTrainedModel] = getattr(transformers, fam.pretraining_class)
     return cls
 
@@ -67,7 +70,12 @@ def _objective_fields(pre: PretrainConfig, codebook: bool) -> dict[str, Any]:
 
 def build_pretraining_model(cfg: ModelConfig, pre: PretrainConfig) -> BuiltModel:
     """The pre-training model ``cfg`` names: a checkpoint (its quantizer continues when it has
-    one), its architecture with fresh weights (``random_init``) or a random-init preset."""
+    one), its architecture with fresh weights (``random_init``) or a random-init preset. The
+    hubert objective's model: :func:`wavtune.model.cluster_prediction.build_cluster_model`."""
+    if pre.objective == "hubert":
+        from wavtune.model.cluster_prediction import build_cluster_model
+
+        return build_cluster_model(cfg, pre)
     if not cfg.name_or_path:
         config = random_init_config(cfg, {**optional_fields(cfg), **_objective_fields(pre, True)})
         model = pretraining_class(config)(config)

@@ -25,12 +25,14 @@ from wavtune.config import Config
 from wavtune.constants import AUDIO_SUFFIXES
 from wavtune.data.collate import Collator
 from wavtune.data.dataset import SpeechDataset
+from wavtune.data.frames import FrameGeometry
 from wavtune.data.manifest import ManifestError, Utterance, with_durations
 from wavtune.model.families import geometry_of
 from wavtune.model.pretraining import build_pretraining_model, set_fine_tuning_masks
 from wavtune.run.diagnostics import DiagnosticMonitor, DiagnosticSettings
 from wavtune.train.checkpoint import save_model
 from wavtune.train.engine import make_accelerator
+from wavtune.train.hubert import HubertObjective, run_codebook
 from wavtune.train.meter import TrainMeter
 from wavtune.train.prepare import (
     SPLITS,
@@ -52,16 +54,15 @@ COLLAPSED_PERPLEXITY = 2.5  # a codebook used at about 2 entries: the collapse o
 
 @dataclass(frozen=True)
 class PretrainEvaluation:
-    """The objective on the eval set, with fixed (seeded) masks."""
+    """The objective on the eval set, with fixed (seeded) masks: the loss and the objective's
+    ``eval_parts`` (contrastive loss and accuracy; masked loss and accuracy for hubert)."""
 
     loss: float
-    contrastive_loss: float
-    accuracy: float
+    figures: dict[str, float]
     num_utterances: int
 
     def scores(self) -> dict[str, float]:
-        return {"loss": self.loss, "contrastive_loss": self.contrastive_loss,
-                "contrastive_accuracy": self.accuracy}
+        return {"loss": self.loss, **self.figures}
 
     def log_record(self, prefix: str = "eval_") -> dict[str, Any]:
         return {f"{prefix}{k}": v for k, v in self.scores().items()}
@@ -123,6 +124,7 @@ class PretrainTrainer(Trainer):
     """The training loop with a pre-training model, unlabelled data and the contrastive loss."""
 
     command = "pretrain"
+    objective: ContrastiveObjective | HubertObjective
 
     def __init__(self, config: Config, resume: bool = False, progress: bool = True) -> None:
         from accelerate.utils import set_seed
@@ -141,8 +143,8 @@ class PretrainTrainer(Trainer):
         check_maskable(self.data, config, geometry.samples_per_frame, self.built.sample_rate)
         if self.is_main:
             self.built.feature_extractor.save_pretrained(str(self.run.root))
-        self.objective = ContrastiveObjective(config.pretrain, self.built.uses_attention_mask)
         self._start_engine(config, resume, progress and self.is_main, with_test=False)
+        self.objective = self._objective(config, geometry)
         self.monitor = DiagnosticMonitor(DiagnosticSettings.from_config(config), ())
         self.meter = TrainMeter()
         log.info("pre-training %s (%.2fM parameters) on %d clips (%d eval); %d steps",
@@ -150,6 +152,17 @@ class PretrainTrainer(Trainer):
                  sum(p.numel() for p in self.built.model.parameters()) / 1e6,
                  len(self.train_set), len(self.eval_set or []), self.total_steps)
         self.trackers = start_trackers(self.accelerator, config, self.run.root)
+
+    def _objective(self, config: Config, geometry: FrameGeometry
+                   ) -> ContrastiveObjective | HubertObjective:
+        """The objective ``pretrain.objective`` names; hubert's codebook is read back or fitted
+        on the training audio now, before the first step."""
+        uses_mask = self.built.uses_attention_mask
+        if config.pretrain.objective == "contrastive":
+            return ContrastiveObjective(config.pretrain, uses_mask)
+        codebook = run_codebook(config, self.run.root, self.train_set, geometry,
+                                int(self.built.model.config.num_clusters), self.accelerator)
+        return HubertObjective(codebook, config.pretrain, uses_mask)
 
     def evaluate(self, dataset: SpeechDataset, desc: str = "evaluate") -> Any:
         """The objective on ``dataset`` with masks and negatives seeded from the clip order (the
@@ -163,7 +176,8 @@ class PretrainTrainer(Trainer):
         np.random.seed(self.config.train.seed)
         was_training = model.training
         model.eval()
-        totals = np.zeros(4)  # loss, contrastive loss, hits, masked frames
+        names = self.objective.eval_parts
+        totals = np.zeros(len(names) + 2)  # loss, the parts, masked frames
         try:
             with torch.no_grad():
                 for start in range(0, len(dataset), size):
@@ -173,16 +187,24 @@ class PretrainTrainer(Trainer):
                     step = self.objective(model, batch.to(self.accelerator.device))
                     masked = float(step.parts["masked_share"]) * batch_frames(model, batch)
                     totals += [float(step.total) * masked,
-                               float(step.parts["contrastive_loss"]) * masked,
-                               float(step.parts["contrastive_accuracy"]) * masked, masked]
+                               *(float(step.parts[k]) * masked for k in names), masked]
         finally:
             np.random.set_state(rng)
             model.train(was_training)
-        n = max(totals[3], 1.0)
-        return PretrainEvaluation(totals[0] / n, totals[1] / n, totals[2] / n, len(dataset))
+        n = max(totals[-1], 1.0)
+        return PretrainEvaluation(totals[0] / n, {k: totals[1 + i] / n for i, k in
+                                                  enumerate(names)}, len(dataset))
 
     def _log(self, record: dict[str, Any]) -> None:
         super()._log(record)
+        predicted, used = record.get("cluster_perplexity"), record.get("target_perplexity")
+        if predicted is not None and used is not None and record["step"] > 0 and \
+                predicted < COLLAPSED_PERPLEXITY < used:
+            log.warning(
+                "step %d: the model predicts ~%.1f clusters while the targets use ~%.1f: it has "
+                "collapsed onto the most frequent ones (masked accuracy %.3f). Lower "
+                "train.learning_rate with a longer train.warmup_steps; keep the gradient norm in "
+                "0.5-2", record["step"], predicted, used, record.get("masked_accuracy", math.nan))
         perplexity = record.get("codevector_perplexity")
         if perplexity is not None and perplexity < COLLAPSED_PERPLEXITY and record["step"] > 0:
             log.warning(

@@ -59,6 +59,16 @@ def frame_mask(model: Any, batch: Batch) -> np.ndarray:
 
 def draw_masks(real: np.ndarray, pre: PretrainConfig) -> Masks:
     """Masked spans and negatives for frames ``real`` (bool [batch, frames])."""
+    masked = span_masks(real, pre)
+    pool = real if pre.negatives_from == "real" else masked
+    negatives = _sample_negative_indices(real.shape, pre.num_negatives, mask_time_indices=pool)
+    return Masks(real, masked, negatives)
+
+
+def span_masks(real: np.ndarray, pre: PretrainConfig) -> np.ndarray:
+    """Masked spans (bool [batch, frames]) of ``pre.mask_time_length`` frames over the real
+    frames ``real`` (bool [batch, frames]), drawn by transformers' ``_compute_mask_indices``;
+    never a padded frame. An error names the knob when a clip is too short to mask."""
     lengths = real.sum(axis=1)
     short = int(lengths.min())
     if short <= pre.mask_time_length:
@@ -71,9 +81,7 @@ def draw_masks(real: np.ndarray, pre: PretrainConfig) -> Masks:
                                                        torch.from_numpy(real.astype(np.int64))),
                                    min_masks=pre.min_masks)
     masked &= real  # transformers may place a span's tail past a short clip's end
-    pool = real if pre.negatives_from == "real" else masked
-    negatives = _sample_negative_indices(real.shape, pre.num_negatives, mask_time_indices=pool)
-    return Masks(real, masked, negatives)
+    return masked
 
 
 def contrastive_accuracy(out: Any, negatives: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -95,6 +103,7 @@ class ContrastiveObjective:
 
     pre: PretrainConfig
     use_attention_mask: bool = True
+    eval_parts: tuple[str, ...] = ("contrastive_loss", "contrastive_accuracy")
 
     def __call__(self, model: Any, batch: Batch) -> StepLoss:
         masks = draw_masks(frame_mask(model, batch), self.pre)
