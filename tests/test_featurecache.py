@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from factories import VARIED, WORDS, tiny_overrides, write_corpus
@@ -14,7 +13,7 @@ from transformers import SeamlessM4TFeatureExtractor
 
 from wavtune.config import load_config
 from wavtune.data.audio import AudioError
-from wavtune.data.augment import AugmentOptions, Augmenter
+from wavtune.data.augment import Augmenter, AugmentOptions
 from wavtune.data.collate import Collator
 from wavtune.data.dataset import AudioSettings, SpeechDataset
 from wavtune.data.features import FeatureCache, feature_settings
@@ -110,13 +109,17 @@ def test_a_clip_that_failed_to_decode_fails_when_read(corpus: list[Utterance],
     assert data[3].real_frames is not None
 
 
-def test_a_w2v_bert_run_reads_its_features_from_the_cache(tmp_path: Path) -> None:
+def test_a_w2v_bert_run_reads_its_features_from_the_cache(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from wavtune.train.trainer import train
 
     manifest = write_corpus(tmp_path, WORDS[:4])
     config = load_config(None, [*tiny_overrides(tmp_path, manifest, steps=4),
                                 "model.arch=wav2vec2-bert"])
-    train(config, progress=False)
+    with caplog.at_level("WARNING", logger="wavtune"):
+        train(config, progress=False)
+    # the tiny preset's stride-2 adapter: 40 ms frames, outside the recipe's band, said once
+    assert sum("40 ms per CTC output frame" in r.message for r in caplog.records) == 1
     caches = list((tmp_path / "run" / "audio-cache").glob("features-*"))
     assert len(caches) == 1  # train and eval are the same rows here: one cache
     meta = json.loads((caches[0] / "meta.json").read_text())

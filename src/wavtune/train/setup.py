@@ -19,7 +19,7 @@ from wavtune.data.dataset import AudioSettings
 from wavtune.data.frames import FrameGeometry
 from wavtune.data.spool import DecodedSpool
 from wavtune.model.build import BuiltModel, count_parameters
-from wavtune.model.families import geometry_of
+from wavtune.model.families import encoder_config, family_of, geometry_of
 from wavtune.run.directory import RunDir, prepare_run_dir
 from wavtune.train.loader import cache_folder
 from wavtune.train.prepare import PreparedData
@@ -42,6 +42,10 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     """``data`` after the data checks for this model (conv geometry, sample rate), rows dropped or
     the run stopped as ``data.on_error`` says; the vocabulary and feature extractor are saved in
     ``run`` (None: not the main process, which alone writes)."""
+    warning = family_of(built.model.config).frame_warning(
+        encoder_config(built.model.config), built.sample_rate)
+    if warning:
+        log.warning("%s", warning)
     checked = check_for_model(data, geometry_of(built.model.config), built.sample_rate, config,
                               run, progress)
     if run is not None:
