@@ -124,3 +124,21 @@ def test_a_w2v_bert_run_reads_its_features_from_the_cache(
     assert len(caches) == 1  # train and eval are the same rows here: one cache
     meta = json.loads((caches[0] / "meta.json").read_text())
     assert meta["clips"] == 4 and meta["dims"] == 160 and not meta["failed"]
+
+
+def test_the_benchmark_trains_the_recipe_both_ways(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "feature_cache.py"
+    spec = importlib.util.spec_from_file_location("benchmark_feature_cache", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    write_corpus(tmp_path / "data", VARIED)
+    off, on = (bench.one_run(tmp_path / "data", tmp_path / f"run-{cached}", 1, cached, "tiny")
+               for cached in (False, True))
+    assert off["feature_cache_build_s"] == 0 and on["feature_cache_build_s"] > 0
+    assert off["steps"] == on["steps"] >= 1 and on["s_per_epoch"] > 0
+    assert off["dev_wer"] == on["dev_wer"]  # bit-identical inputs, the same seed
