@@ -5,6 +5,7 @@ each clip what it gets alone, and Wav2Vec2-BERT (fbank input) trains and loads i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from wavtune.data.manifest import Utterance
 from wavtune.data.vocab import Vocabulary
 from wavtune.infer.evaluation import iter_outputs
 from wavtune.infer.recognizer import Recognizer
-from wavtune.model.build import build_model
+from wavtune.model.build import build_model, random_init_config
 from wavtune.model.families import (
     FAMILIES,
     FamilyError,
@@ -176,3 +177,25 @@ def test_an_adapter_stride_transformers_miscounts_is_refused_before_training() -
     with pytest.raises(ModelError, match="add_adapter: false"):
         random_init_config(ModelConfig(arch="wav2vec2-bert", preset="tiny",
                                        overrides={"adapter_stride": 1}), {"vocab_size": 8})
+
+
+def test_wav2vec2_bert_warns_when_its_frames_leave_the_recipes_stable_band() -> None:
+    bert = family("wav2vec2-bert")
+
+    def config(**overrides: object) -> Any:
+        return random_init_config(ModelConfig(arch="wav2vec2-bert", preset="tiny",
+                                              overrides=dict(overrides)), {})
+
+    # ms per CTC output frame: 10 ms fbank hop (160 samples at 16 kHz) x 2 stacked x adapter
+    assert bert.frame_ms(config(), 16_000) == 40.0  # the preset's stride-2 adapter
+    assert bert.frame_ms(config(add_adapter=False), 16_000) == 20.0
+    assert bert.frame_warning(config(add_adapter=False), 16_000) == ""
+    warning = bert.frame_warning(config(), 16_000)
+    assert "40 ms per CTC output frame" in warning and "10-35 ms" in warning
+    assert "model.overrides.add_adapter: false" in warning  # the setting to change
+    slow = bert.frame_warning(config(add_adapter=False), 8_000)  # the hop is 20 ms at 8 kHz
+    assert "40 ms" in slow and "model.sample_rate: 16000" in slow
+    # waveform families have no such recipe fact: 40 ms wav2vec2 frames at 8 kHz pass
+    wav2vec2 = random_init_config(ModelConfig(preset="small"), {})
+    assert family("wav2vec2").frame_ms(wav2vec2, 8_000) == 40.0
+    assert family("wav2vec2").frame_warning(wav2vec2, 8_000) == ""

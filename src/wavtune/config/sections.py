@@ -47,6 +47,8 @@ class DataConfig:
     audio_cache: bool = True  # decode + resample each clip once into a cache, read it afterwards
     cache_dir: str = ""  # caches keyed by rows + settings; empty: RUN/audio-cache (per run)
     cache_threads: int = 0  # decode threads building a cache (0: one per core, at most 8)
+    # fbank families: each clip's input_features computed once into a cache beside the audio's
+    feature_cache: bool = True
     allow_outside_paths: bool = True  # false: audio must lie in the manifest's folder tree
     # with on_error skip: drop the train and eval rows that align_model's forced alignment flags
     # as mislabelled (check-data --align's rule), counted as 'misaligned' in metrics.json

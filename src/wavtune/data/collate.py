@@ -80,14 +80,14 @@ class Collator:
     def __call__(self, examples: Sequence[Example]) -> Batch:
         if not examples:
             raise ValueError("cannot collate an empty batch")
-        waves = [e.input_values for e in examples]
-        longest = max(len(w) for w in waves)
-        extra = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of - longest
-        if extra and self.front_end.extractor is None:  # pads the batch, not the clip
-            waves[0] = np.pad(waves[0], (0, longest + extra - len(waves[0])))
-        inputs, mask = self.front_end(waves)
-        if extra and self.front_end.extractor is None:
-            mask[0, len(examples[0].input_values):] = 0
+        cached = [e.real_frames is not None for e in examples]
+        if any(cached):  # features from the feature cache: only padding left to do
+            if not all(cached):
+                raise ValueError("cannot collate cached features with waveforms in one batch")
+            inputs, mask = self.front_end.pad_features(
+                [(e.input_values, int(e.real_frames or 0)) for e in examples])
+        else:
+            inputs, mask = self._pad_audio(examples)
         labels = None
         if self.with_labels:
             width = max((len(e.labels) for e in examples), default=0)
@@ -100,3 +100,15 @@ class Collator:
             class_labels = torch.tensor([e.class_labels for e in examples], dtype=torch.long)
         return Batch(tuple(e.id for e in examples), inputs, mask, labels, class_labels,
                      input_name=self.front_end.input_name)
+
+    def _pad_audio(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs and mask of waveform examples, through the front end."""
+        waves = [e.input_values for e in examples]
+        longest = max(len(w) for w in waves)
+        extra = -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of - longest
+        if extra and self.front_end.extractor is None:  # pads the batch, not the clip
+            waves[0] = np.pad(waves[0], (0, longest + extra - len(waves[0])))
+        inputs, mask = self.front_end(waves)
+        if extra and self.front_end.extractor is None:
+            mask[0, len(examples[0].input_values):] = 0
+        return inputs, mask

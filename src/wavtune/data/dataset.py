@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +13,7 @@ from torch.utils.data import Dataset
 from wavtune.data.audio import Waveform, load_audio, normalize_waveform
 from wavtune.data.augment import Augmenter
 from wavtune.data.cache import AudioCache
+from wavtune.data.features import FeatureCache, feature_settings, open_or_build_features
 from wavtune.data.frontend import WAVEFORM, FrontEnd
 from wavtune.data.labels import LabelSet
 from wavtune.data.manifest import Utterance
@@ -24,9 +26,11 @@ class Example:
     """One model input. ``labels`` is empty when the utterance has no transcript."""
 
     id: str
-    input_values: npt.NDArray[np.float32]  # [samples] at the model's rate
+    input_values: npt.NDArray[np.float32]  # [samples] at the model's rate, or cached features
     labels: tuple[int, ...]
     class_labels: tuple[int, ...] = ()  # one class id per label set; labels.NO_LABEL when absent
+    # cached features: input_values is [frames, dims] and this many frames are real (None: audio)
+    real_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class SpeechDataset(Dataset[Example]):
         self.text_column = text_column
         self.label_sets = tuple(label_sets)  # classification targets, one per head
         self.cache: AudioCache | None = None  # decoded audio of these utterances, in this order
+        # their front end's features (fbank families), read instead of audio when not augmenting
+        self.features: FeatureCache | None = None
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -75,15 +81,40 @@ class SpeechDataset(Dataset[Example]):
 
     def __getitem__(self, index: int) -> Example:
         utt = self.utterances[index]
+        if self.features is not None and self.augment is None:
+            feats, real = self.features[index]
+            return Example(utt.id, feats, self.token_ids(index), self.class_labels(index), real)
+        wave = self.model_waveform(index)
+        return Example(utt.id, wave, self.token_ids(index), self.class_labels(index))
+
+    def token_ids(self, index: int) -> tuple[int, ...]:
+        """Item ``index``'s transcript as token ids (empty without a vocabulary)."""
+        if self.vocab is None:
+            return ()
+        return tuple(self.vocab.encode(self.reference(index)))
+
+    def model_waveform(self, index: int) -> Waveform:
+        """Item ``index``'s audio as the front end reads it: augmented (training), normalised."""
         wave = self.waveform(index)
         if self.augment is not None:
             wave = self.augment(wave, self.epoch, index)
         if self.audio.do_normalize:
             wave = normalize_waveform(wave)
-        labels: tuple[int, ...] = ()
-        if self.vocab is not None:
-            labels = tuple(self.vocab.encode(self.reference(index)))
-        return Example(utt.id, wave, labels, self.class_labels(index))
+        return wave
+
+    def attach_features(self, cache_dir: str | Path, progress: bool = True, build: bool = True
+                        ) -> bool:
+        """Read the front end's inputs from a feature cache under ``cache_dir`` (opened, or
+        built when ``build``), when they can be cached: a front end that computes features
+        (fbank families) and no augmentation (a new waveform every epoch). True when attached."""
+        front = self.audio.front_end
+        if not front.cacheable or self.augment is not None or not self.utterances:
+            return False
+        settings = feature_settings(front.extractor, self.audio.do_normalize)
+        self.features = open_or_build_features(
+            self.utterances, self.audio.sample_rate, settings, cache_dir, self.model_waveform,
+            front.clip_features, progress, build)
+        return self.features is not None
 
     def waveform(self, index: int) -> Waveform:
         """Item ``index``'s audio at the model's rate, read from the cache when there is one

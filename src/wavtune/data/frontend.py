@@ -58,6 +58,35 @@ class FrontEnd:
         return kwargs
 
     @property
+    def cacheable(self) -> bool:
+        """True when each clip's inputs can be computed once and padded per batch (fbank
+        features of an extractor that pads on the right: a clip's frames do not depend on its
+        batch); waveforms need no feature cache."""
+        return self.extractor is not None and \
+            getattr(self.extractor, "padding_side", "right") == "right"
+
+    def clip_features(self, wave: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
+        """One clip's inputs alone: (features [frames, dims] float32, frames the mask marks
+        real), what :meth:`__call__` gives that clip in any batch, before padding."""
+        inputs, mask = self([wave])
+        return inputs[0].numpy(), int(mask[0].sum())
+
+    def pad_features(self, clips: Sequence[tuple[npt.NDArray[np.float32], int]]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs [batch, frames, dims], mask [batch, frames]) of clips from
+        :meth:`clip_features`, padded as the extractor pads a batch (on the right, with its
+        ``padding_value``)."""
+        longest = max(len(f) for f, _ in clips)
+        pad = float(getattr(self.extractor, "padding_value", 0.0))
+        inputs = torch.full((len(clips), longest, clips[0][0].shape[1]), pad,
+                            dtype=torch.float32)
+        mask = torch.zeros(len(clips), longest, dtype=torch.long)
+        for i, (feats, real) in enumerate(clips):
+            inputs[i, : len(feats)] = torch.from_numpy(feats)
+            mask[i, :real] = 1
+        return inputs, mask
+
+    @property
     def max_batch(self) -> int | None:
         """Largest batch whose outputs equal each clip's alone (None: any size)."""
         return 1 if self.padding_sensitive else None

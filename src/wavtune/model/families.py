@@ -103,6 +103,9 @@ class Family:
     pads_into_outputs: bool = False
     tasks: tuple[str, ...] = TASKS
     onnx_unsupported: str = ""  # why ONNX export is refused ('' when it works)
+    # (low, high) ms per CTC output frame that this family's fine-tuning recipe found stable
+    # (None: no such fact); outside it training warns, naming the setting to change
+    stable_frame_ms: tuple[float, float] | None = None
 
     @property
     def pretrain_objectives(self) -> tuple[str, ...]:
@@ -159,6 +162,38 @@ class Family:
                               "computes wrongly (the loss fails); for 20 ms frames set "
                               "model.overrides.add_adapter: false, or keep adapter_stride >= 2")
 
+    def frame_ms(self, config: PretrainedConfig, sample_rate: int) -> float:
+        """Milliseconds of audio per CTC output frame (the model's output frame duration)."""
+        return 1000.0 * self.geometry(config).samples_per_frame / sample_rate
+
+    def frame_warning(self, config: PretrainedConfig, sample_rate: int) -> str:
+        """Why this model's output frame duration is outside :attr:`stable_frame_ms` and which
+        setting to change, or '' (inside the band, or no band for this family)."""
+        if self.stable_frame_ms is None:
+            return ""
+        low, high = self.stable_frame_ms
+        ms = self.frame_ms(config, sample_rate)
+        if low <= ms <= high:
+            return ""
+        geometry = self.geometry(config)
+        hop_ms = 1000.0 * getattr(geometry, "hop", geometry.samples_per_frame) / sample_rate
+        stack = int(getattr(geometry, "stack", 1))
+        strides = [stride for _, stride, _ in getattr(geometry, "adapter", ())]
+        how = f"{hop_ms:g} ms fbank hop x {stack} stacked" + "".join(f" x adapter stride {s}"
+                                                                 for s in strides)
+        hop = int(getattr(geometry, "hop", geometry.samples_per_frame))
+        rate_fix = (f"set model.sample_rate: 16000 (the fbank hop is {hop} samples, 10 ms at "
+                    "16 kHz)")
+        fix = rate_fix
+        if strides and ms > high:
+            fix = ("set model.overrides.add_adapter: false (then hop x stack = "
+                   f"{hop_ms * stack:g} ms) or a smaller model.overrides.adapter_stride")
+            if not low <= hop_ms * stack <= high:
+                fix = f"{rate_fix} and {fix}"
+        return (f"model.arch={self.name!r}: {ms:g} ms per CTC output frame ({how} at "
+                f"{sample_rate} Hz) is outside the {low:g}-{high:g} ms the w2v-BERT fine-tuning "
+                f"recipe found stable; {fix}")
+
     def check_task(self, task: str) -> None:
         """FamilyError, before training, for a task this family cannot train."""
         if task not in self.tasks:
@@ -180,7 +215,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            pads_into_outputs=True, lora_targets=CONFORMER_TARGETS),
     Family("wav2vec2-bert", input_kind="features", presets=W2V_BERT_PRESETS,
            lora_targets=CONFORMER_TARGETS,
-           tasks=("ctc",)),
+           tasks=("ctc",), stable_frame_ms=(10.0, 35.0)),
     Family("hubert"),
     Family("wavlm"),
     # its stacked positional convolutions carry padded frames into real ones

@@ -98,6 +98,24 @@ def attach_caches(datasets: Sequence[SpeechDataset], folder: Path, is_main: bool
                         "Set data.cache_dir to a shared folder to read the cache.", folder)
 
 
+def attach_feature_caches(datasets: Sequence[SpeechDataset], folder: Path, is_main: bool,
+                          barrier: Callable[[], None], progress: bool = True) -> None:
+    """Give each dataset whose front end computes features (fbank families) its feature cache:
+    the main process opens or builds them, the others open them after ``barrier`` (every
+    process must call this). An augmented training set keeps computing its features per batch.
+    """
+    if is_main:
+        for dataset in datasets:
+            if not dataset.attach_features(folder, progress) and dataset.augment is not None \
+                    and dataset.audio.front_end.cacheable:
+                log.info("feature cache: not used for the training set, whose augmented audio "
+                         "changes every epoch")
+    barrier()
+    if not is_main:
+        for dataset in datasets:
+            dataset.attach_features(folder, progress=False, build=False)
+
+
 @dataclass(frozen=True)
 class TrainData:
     """What the loop reads: each split's dataset (None: split not configured), the training
@@ -141,6 +159,10 @@ def build_train_data(config: Config, data: PreparedData, audio: AudioSettings, a
         attach_caches([d for d in (train_set, eval_set) if d is not None],
                       cache_folder(config.data, run_root), is_main, accelerator.wait_for_everyone,
                       config.data.cache_threads, progress and is_main, data.decoded)
+    if config.data.feature_cache:  # fbank features computed once (read from the audio cache)
+        attach_feature_caches([d for d in (train_set, eval_set) if d is not None],
+                              cache_folder(config.data, run_root), is_main,
+                              accelerator.wait_for_everyone, progress and is_main)
     t = config.train
     sampler = DurationBatchSampler(
         train_set.durations(), batch_size=t.train_batch_size,

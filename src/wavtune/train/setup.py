@@ -19,7 +19,7 @@ from wavtune.data.dataset import AudioSettings
 from wavtune.data.frames import FrameGeometry
 from wavtune.data.spool import DecodedSpool
 from wavtune.model.build import BuiltModel, count_parameters
-from wavtune.model.families import geometry_of
+from wavtune.model.families import encoder_config, family_of, geometry_of
 from wavtune.run.directory import RunDir, prepare_run_dir
 from wavtune.train.cleaning import drop_misaligned
 from wavtune.train.loader import cache_folder
@@ -44,6 +44,10 @@ def fit_to_model(data: PreparedData, built: BuiltModel, config: Config, run: Run
     the run stopped as ``data.on_error`` says, then likely mislabelled rows dropped
     (``data.drop_misaligned``); the vocabulary and feature extractor are saved in
     ``run`` (None: not the main process, which alone writes)."""
+    warning = family_of(built.model.config).frame_warning(
+        encoder_config(built.model.config), built.sample_rate)
+    if warning:
+        log.warning("%s", warning)
     checked = check_for_model(data, geometry_of(built.model.config), built.sample_rate, config,
                               run, progress)
     checked = drop_misaligned(checked, config)  # data.drop_misaligned: rows the checks passed
