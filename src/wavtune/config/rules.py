@@ -67,12 +67,20 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
             t.max_consecutive_nonfinite >= 1,
             f"train.max_consecutive_nonfinite: must be >= 1, got {t.max_consecutive_nonfinite}",
         ),
-        (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
-        (config.data.prefetch_factor >= 1, "data.prefetch_factor: must be >= 1"),
-        (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
         (t.max_batch_seconds >= 0, "train.max_batch_seconds: must be >= 0 (0: batch by count)"),
         (t.max_batch_size >= 0, "train.max_batch_size: must be >= 0 (0: no cap)"),
         (t.compile_pad_s > 0, f"train.compile_pad_s: must be > 0 s, got {t.compile_pad_s}"),
+        *_data_model_rules(config),
+        *_pretrain_rules(config),
+    ]
+
+
+def _data_model_rules(config: Config) -> list[tuple[bool, str]]:
+    """(holds, message) for the data and model sections' ranges and exclusions."""
+    return [
+        (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
+        (config.data.prefetch_factor >= 1, "data.prefetch_factor: must be >= 1"),
+        (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (0.0 < config.data.train_fraction <= 1.0,
          f"data.train_fraction: must be in (0, 1], got {config.data.train_fraction}"),
@@ -97,7 +105,6 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
             config.model.peft.r >= 1 and config.model.peft.adapter_attn_dim >= 1,
             "model.peft.r and model.peft.adapter_attn_dim: must be >= 1",
         ),
-        *_pretrain_rules(config),
     ]
 
 

@@ -132,7 +132,10 @@ class PretrainTrainer(Trainer):
         config = pretraining_config(config)
         self.config, self.progress = config, progress
         t = config.train
-        self.accelerator = make_accelerator(t, False)
+        # DDP must allow parameters that get no gradient in a step: not every parameter of a
+        # pre-training model takes part in every step's loss, and without it two processes
+        # stop at the second step (tests/test_pretrain_distributed.py)
+        self.accelerator = make_accelerator(t, True)
         self.is_main = self.accelerator.is_main_process
         set_seed(t.seed)
         self.run = open_run(config, self.accelerator, resume)
