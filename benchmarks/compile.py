@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     eager_step = eager["wall_s"] / args.steps
     compiled_step = eager_step / results["steady_speedup"]
     one_off = compiled_side["wall_s"] - args.steps * compiled_step
-    results["compile_one_off_s"] = round(one_off, 1)
-    results["break_even_steps"] = (round(one_off / (eager_step - compiled_step))
-                                   if compiled_step < eager_step else None)
+    pays = compiled_step < eager_step  # else neither figure means anything: it never pays
+    results["compile_one_off_s"] = round(one_off, 1) if pays else None
+    results["break_even_steps"] = round(one_off / (eager_step - compiled_step)) if pays else None
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"eager/compiled wall {results['wall_ratio']}x, steady {results['steady_speedup']}x, "
           f"break-even after {results['break_even_steps']} steps; wrote {args.out}")

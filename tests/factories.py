@@ -7,6 +7,9 @@ silence, so the acoustics determine the text exactly and a small CTC model can o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,3 +85,15 @@ def tiny_overrides(folder: Path, manifest: Path, steps: int = 150) -> list[str]:
         "train.lr_scheduler_type=constant",
         "train.seed=0",
     ]
+
+
+def torchrun(*argv: str, settings: Sequence[str] = (), timeout: float = 300) -> None:
+    """``wavtune ARGV --set S ...`` in two CPU processes under torchrun; fails with its stderr."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "wavtune.cli.main", *argv, "--quiet"]
+    for item in settings:
+        command += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-4000:]

@@ -7,13 +7,10 @@ with two processes, and the run directory must be written once, by rank 0.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from factories import VARIED, tiny_overrides, write_corpus
+from factories import VARIED, tiny_overrides, torchrun, write_corpus
 
 
 @pytest.mark.slow
@@ -21,15 +18,7 @@ def test_two_processes_train_as_well_as_one_and_write_the_run_once(tmp_path: Pat
     manifest = write_corpus(tmp_path, VARIED)
     config = tmp_path / "config.yaml"
     config.write_text("task: ctc\n", encoding="utf-8")
-    overrides = tiny_overrides(tmp_path, manifest, steps=200)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "wavtune.cli.main", "train", str(config), "--quiet"]
-    for item in overrides:
-        command += ["--set", item]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-4000:]
+    torchrun("train", str(config), settings=tiny_overrides(tmp_path, manifest, steps=200))
 
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())

@@ -140,5 +140,6 @@ def test_the_benchmark_trains_the_recipe_both_ways(tmp_path: Path) -> None:
     off, on = (bench.one_run(tmp_path / "data", tmp_path / f"run-{cached}", 1, cached, "tiny")
                for cached in (False, True))
     assert off["feature_cache_build_s"] == 0 and on["feature_cache_build_s"] > 0
-    assert off["steps"] == on["steps"] >= 1 and on["s_per_epoch"] > 0
+    # s_per_epoch is rounded: a tiny run may show 0.0
+    assert off["steps"] == on["steps"] >= 1 and on["s_per_epoch"] >= 0
     assert off["dev_wer"] == on["dev_wer"]  # bit-identical inputs, the same seed

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from factories import VARIED, tiny_overrides, tone_speech, write_corpus
+from factories import VARIED, tiny_overrides, tone_speech, torchrun, write_corpus
 from safetensors.torch import load_file
 from tinyrun import tiny_ctc_run
 
@@ -334,20 +334,9 @@ def test_reentrant_checkpointing_trap_is_diagnosed_after_the_first_backward() ->
 def test_lora_trains_under_two_processes_and_writes_the_adapter_once(
     base: Path, lora: TrainResult, tmp_path: Path
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
     config = tmp_path / "config.yaml"
     config.write_text("task: ctc\n", encoding="utf-8")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "wavtune.cli.main", "train", str(config), "--quiet"]
-    for item in peft_overrides(tmp_path, base, "lora", 40):
-        command += ["--set", item]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-4000:]
+    torchrun("train", str(config), settings=peft_overrides(tmp_path, base, "lora", 40))
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_processes"] == 2

@@ -4,13 +4,10 @@ objective runs under data parallelism, its loss falls, and the run folder is wri
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from factories import VARIED, WORDS, write_corpus
+from factories import VARIED, WORDS, torchrun, write_corpus
 
 TINY = ["model.preset=tiny", "pretrain.num_codevectors_per_group=16", "pretrain.codevector_dim=16",
         "pretrain.proj_codevector_dim=16", "pretrain.num_negatives=10",
@@ -25,15 +22,8 @@ def test_two_process_pretraining_learns_and_writes_the_run_once(tmp_path: Path) 
     manifest = write_corpus(tmp_path / "audio", WORDS + VARIED)
     config = tmp_path / "config.yaml"
     config.write_text("{}\n", encoding="utf-8")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", "-m", "wavtune.cli.main", "pretrain", str(config),
-               "--output-dir", str(tmp_path / "pre"), "--quiet"]
-    for item in [*TINY, f"data.train={manifest}", "train.max_steps=40"]:
-        command += ["--set", item]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-4000:]
+    torchrun("pretrain", str(config), "--output-dir", str(tmp_path / "pre"),
+             settings=[*TINY, f"data.train={manifest}", "train.max_steps=40"])
     run = tmp_path / "pre"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_processes"] == 2

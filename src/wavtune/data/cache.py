@@ -71,6 +71,31 @@ def cache_key(utterances: Sequence[Utterance], settings: CacheSettings) -> str:
     return digest.hexdigest()[:20]
 
 
+class ForkSafeReader:
+    """A read-only file descriptor opened lazily, one per process: a forked DataLoader worker
+    must not share its parent's descriptor (one file offset, interleaved reads), and pickling
+    for a spawned worker carries the path, not the descriptor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: io.FileIO | None = None
+        self._pid = -1
+
+    def get(self) -> io.FileIO:
+        if self._file is None or self._pid != os.getpid():
+            self._file = io.FileIO(self.path, "rb")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_file": None, "_pid": -1}
+
+
 class AudioCache:
     """Read access to a built cache: ``cache[i]`` is clip i's waveform (float32 [samples]).
 
@@ -99,8 +124,7 @@ class AudioCache:
         failed = self.meta.get("failed", {})
         self.failed: dict[int, str] = {int(i): f"{failed[cid]}" for cid, i in
                                        self.meta.get("failed_index", {}).items()}
-        self._file: io.FileIO | None = None
-        self._pid = -1
+        self._reader = ForkSafeReader(self.folder / DATA_FILE)
 
     @property
     def key(self) -> str:
@@ -121,28 +145,15 @@ class AudioCache:
             raise AudioError(self.failed[index])
         start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
         wave = np.empty(stop - start, dtype=np.float32)
-        f = self._handle()
+        f = self._reader.get()
         f.seek(start * SAMPLE_BYTES)
         if f.readinto(wave.data.cast("B")) != wave.nbytes:
             raise CacheError(f"{self.folder / DATA_FILE}: short read of clip {index}; the cache "
                              f"is corrupt: delete {self.folder} and it will be rebuilt")
         return wave
 
-    def _handle(self) -> io.FileIO:
-        if self._file is None or self._pid != os.getpid():  # forked worker: its own descriptor
-            self._file = io.FileIO(self.folder / DATA_FILE, "rb")
-            self._pid = os.getpid()
-        return self._file
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, -1
-        return state
-
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._reader.close()
 
 
 class CacheError(WavtuneError, RuntimeError):

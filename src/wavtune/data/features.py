@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import json
 import logging
 import os
@@ -42,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wavtune.data.audio import AudioError, Waveform
-from wavtune.data.cache import CacheError, CacheSettings, cache_key
+from wavtune.data.cache import CacheError, CacheSettings, ForkSafeReader, cache_key
 from wavtune.data.manifest import Utterance
 
 log = logging.getLogger("wavtune")
@@ -117,8 +116,7 @@ class FeatureCache:
             raise CacheError(f"{self.folder}: feature cache is truncated or corrupt ({size} bytes "
                              f"for {int(self.offsets[-1])} frames of {self.dims})")
         self.failed = {int(i): str(why) for i, why in self.meta.get("failed", {}).items()}
-        self._file: io.FileIO | None = None
-        self._pid = -1
+        self._reader = ForkSafeReader(self.folder / FEATURES_FILE)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -128,23 +126,13 @@ class FeatureCache:
             raise AudioError(self.failed[index])
         start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
         feats = np.empty((stop - start, self.dims), dtype=np.float32)
-        f = self._handle()
+        f = self._reader.get()
         f.seek(start * self.dims * VALUE_BYTES)
         if f.readinto(feats.data.cast("B")) != feats.nbytes:
             raise CacheError(f"{self.folder / FEATURES_FILE}: short read of clip {index}; delete "
                              f"{self.folder} and it will be rebuilt")
         return feats, int(self.real[index])
 
-    def _handle(self) -> io.FileIO:
-        if self._file is None or self._pid != os.getpid():  # forked worker: its own descriptor
-            self._file = io.FileIO(self.folder / FEATURES_FILE, "rb")
-            self._pid = os.getpid()
-        return self._file
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, -1
-        return state
 
 
 def open_features(folder: Path) -> FeatureCache | None:

@@ -63,6 +63,8 @@ class TextNormalizer:
         if self.allowed:
             keep = set(self.allowed)
             text = "".join(c for c in text if c in keep or c.isspace())
+        if self.nfkc:  # a removal can leave a letter beside a combining mark that NFKC would
+            text = unicodedata.normalize("NFKC", text)  # compose: normalise again (idempotent)
         # The word delimiter is a token of its own; a literal '|' in a transcript would be
         # decoded as a space, so it becomes one here.
         if self.unit != "phone":
