@@ -34,7 +34,7 @@ DEFAULT_INFER_BATCH_SIZE = 8  # clips per forward pass when transcribing, classi
 # Forced alignment: how far a word edge may move from the characters the model hears to the end
 # of its sound (seconds), and the mislabelled-row rule of ``check-data --align``.
 DEFAULT_ALIGN_SNAP_S = 0.8
-DEFAULT_ALIGN_SILENCE_DB = -40.0  # a frame this far below the loudest one is silence (dB)
+DEFAULT_ALIGN_SILENCE_PENALTY = 10.0  # nats per character on a frame at the noise floor
 # segment: seconds of audio aligned at a time (its last quarter is aligned again by the next)
 DEFAULT_SEGMENT_WINDOW_S = 120.0
 DEFAULT_OUTLIER_K = 3.0  # robust standard deviations above the median of log(-score)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from wavtune.constants import (
+    DEFAULT_ALIGN_SILENCE_PENALTY,
     DEFAULT_ALIGN_SNAP_S,
     DEFAULT_CHUNK_OVERLAP_S,
     DEFAULT_CHUNK_S,
@@ -52,7 +53,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
-    """The model's windows over long audio (as ``transcribe`` has them) and the device."""
+    """The model's windows over long audio (as ``transcribe`` has them), the silence prior and
+    the device."""
+    p.add_argument("--silence-penalty", type=float, default=DEFAULT_ALIGN_SILENCE_PENALTY,
+                   help="nats charged to a character on a frame at the recording's noise floor, "
+                        "which keeps words off pauses (default "
+                        f"{DEFAULT_ALIGN_SILENCE_PENALTY:g}; 0: off)")
     p.add_argument("--chunk-s", type=float, default=DEFAULT_CHUNK_S,
                    help=f"window length for long audio (s, default {DEFAULT_CHUNK_S:g})")
     p.add_argument("--overlap-s", type=float, default=DEFAULT_CHUNK_OVERLAP_S,
@@ -68,8 +74,9 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                     "split into sentences) to LONG_AUDIO with RUN's CTC model and write "
                     "OUT/clips/*.wav and OUT/segments.jsonl (text, start, end, score), keeping "
                     "the utterances scoring at least --min-score. The recording is read block by "
-                    "block and, past the one-pass bound, aligned in windows (--window-s), so it "
-                    "may be longer than memory could hold.")
+                    "block, its posteriors spilled to a temporary file, and, past the one-pass "
+                    "bound, aligned exactly by checkpoints (--window-s), so it may be longer "
+                    "than memory could hold.")
     p.add_argument("run", help="run directory (a CTC or multi-task run)")
     p.add_argument("audio", help="the long recording")
     p.add_argument("transcript", help="its transcript (a text file)")
@@ -79,9 +86,9 @@ def _add_segment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                         "(e.g. -1.5; default: keep all)")
     p.add_argument("--window-s", type=float, default=DEFAULT_SEGMENT_WINDOW_S,
                    help="a recording too large to align in one pass (over about an hour of "
-                        "speech) is aligned this many seconds at a time (default "
-                        f"{DEFAULT_SEGMENT_WINDOW_S:g}; each window's last quarter is aligned "
-                        "again by the next): memory follows the window, not the recording")
+                        "speech) holds this many seconds of back-pointers at a time (default "
+                        f"{DEFAULT_SEGMENT_WINDOW_S:g}; the path is the one-pass path, found by "
+                        "checkpoints): memory follows the window, not the recording")
     _add_window_options(p)
     p.set_defaults(func=cmd_segment)
 
@@ -102,8 +109,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     utterances = split_utterances(Path(args.transcript).read_text(encoding="utf-8"))
     if not utterances:
         raise AlignmentError(f"{args.transcript}: no utterance in the transcript")
-    aligner = Aligner(args.run, device=args.device,
-                      options=AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s)))
+    options = AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s),
+                           silence_penalty=args.silence_penalty)
+    aligner = Aligner(args.run, device=args.device, options=options)
     if args.window_s <= 0:
         raise AlignmentError(f"--window-s: must be > 0 seconds, got {args.window_s:g}")
     segments = segment_recording(aligner, audio, utterances, args.min_score, args.window_s)
@@ -163,7 +171,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     options = AlignOptions(TranscribeOptions(args.chunk_s, args.overlap_s), args.snap_s,
-                           pad_s=args.pad_s)
+                           args.silence_penalty, pad_s=args.pad_s)
     aligner = Aligner(args.run, device=args.device, options=options)
     suffix = ALIGN_SUFFIXES[args.format]
     if not many:

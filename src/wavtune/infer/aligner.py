@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.constants import DEFAULT_ALIGN_SILENCE_DB, DEFAULT_ALIGN_SNAP_S
+from wavtune.constants import DEFAULT_ALIGN_SILENCE_PENALTY, DEFAULT_ALIGN_SNAP_S
 from wavtune.data.audio import (
     AudioError,
     Waveform,
-    audio_info,
     load_audio,
     normalize_waveform,
 )
 from wavtune.data.manifest import Utterance
 from wavtune.data.text import TextNormalizer
 from wavtune.infer.alignment import (
+    MAX_LATTICE_CELLS,
     AlignedChar,
     AlignedWord,
     AlignmentError,
@@ -33,16 +33,18 @@ from wavtune.infer.alignment import (
     fits_in_one_piece,
     forced_align,
     log_softmax,
+    token_spans,
+    viterbi,
 )
+from wavtune.infer.longalign import Checkpoints, Piece, SpilledPosteriors, checkpointed_viterbi
+from wavtune.infer.loudness import Loudness
 from wavtune.infer.recognizer import Recognizer
-from wavtune.infer.timestamps import WordSpan, snap_to_loud, snap_to_speech, stream_levels_db
+from wavtune.infer.timestamps import WordSpan
 from wavtune.infer.types import TranscribeOptions
-from wavtune.infer.windowalign import Piece, WindowPlan, align_windows
 from wavtune.infer.windows import iter_file_blocks, normalized, stream_stats
 from wavtune.run.directory import CONFIG_FILE, load_run_config
 
 BURST_GAP_S = 0.1  # characters closer than this form one burst
-SNAP_HOP_S = 0.005  # loudness frames of the edge snapping (s)
 
 
 def anchors(timed: ForcedAlignment) -> list[WordSpan]:
@@ -71,12 +73,14 @@ def _with_edges(timed: ForcedAlignment, snapped: Sequence[WordSpan]) -> ForcedAl
 
 @dataclass(frozen=True)
 class AlignOptions:
-    """Windows for long audio (as ``transcribe``) and how far word edges may move out from their
-    anchors to the ends of their sound (0: not at all; the spans of the path's tokens)."""
+    """Windows for long audio (as ``transcribe``), how far word edges may move out from their
+    anchors to the ends of their sound (0: not at all; the spans of the path's tokens), and the
+    silence prior that keeps characters off pauses."""
 
     windows: TranscribeOptions = TranscribeOptions()
     snap_s: float = DEFAULT_ALIGN_SNAP_S
-    silence_db: float = DEFAULT_ALIGN_SILENCE_DB  # quieter than this below the loudest: silence
+    # nats charged to a character on a frame at the noise floor (infer/loudness.py; 0: off)
+    silence_penalty: float = DEFAULT_ALIGN_SILENCE_PENALTY
     # silence added on each side for the forward pass, its frames dropped after (s): a model
     # trained on clips that start with speech may emit a spurious character on its first frame
     pad_s: float = 0.0
@@ -135,17 +139,22 @@ class Aligner:
                          starts: npt.NDArray[np.float64], text: str, where: str,
                          wave: Waveform | None = None) -> ForcedAlignment:
         """Align raw ``text`` (normalised here) to log-posteriors; with the ``wave`` they came
-        from (and ``snap``), word edges move out to the ends of their sound."""
+        from, characters are kept off its silence and word edges move out to the ends of
+        their sound (``silence_penalty``, ``snap_s``)."""
         normal = self.normalizer(text)
         if not normal:
             raise AlignmentError(f"{where}: the transcript is empty after normalisation")
+        loudness = None if wave is None else Loudness.of_wave(wave, self.sample_rate)
+        quiet = (loudness.quiet_frames(starts, self.recognizer.frame_s)
+                 if loudness is not None and self.options.silence_penalty > 0 else None)
         timed = forced_align(log_probs, normal, self.vocab, self.recognizer.frame_s, starts,
-                             where)
-        if wave is None or self.options.snap_s <= 0 or not timed.words:
+                             where, quiet, self.options.silence_penalty)
+        return self._snapped(timed, loudness)
+
+    def _snapped(self, timed: ForcedAlignment, loudness: Loudness | None) -> ForcedAlignment:
+        if loudness is None or self.options.snap_s <= 0 or not timed.words:
             return timed
-        return _with_edges(timed, snap_to_speech(anchors(timed), wave, self.sample_rate,
-                                                 hop_s=SNAP_HOP_S, max_shift_s=self.options.snap_s,
-                                                 silence_db=self.options.silence_db))
+        return _with_edges(timed, loudness.snap(anchors(timed), self.options.snap_s))
 
     def iter_file_posteriors(self, path: str | Path) -> Iterator[Piece]:
         """Frame log-posteriors of an audio file of any length, window by window, as
@@ -160,10 +169,10 @@ class Aligner:
             yield log_softmax(logits), starts
 
     def align_long_file(self, path: str | Path, text: str, window_s: float) -> ForcedAlignment:
-        """:meth:`align_file` read block by block: in one Viterbi pass when the recording's
-        posteriors and lattice fit the bounds of :func:`fits_in_one_piece`, else in alignment
-        windows of ``window_s`` (:mod:`wavtune.infer.windowalign`), so memory is bounded by the
-        window, not the file."""
+        """:meth:`align_file` read block by block: the posteriors stream to a temporary file,
+        then one Viterbi pass when the lattice fits ``MAX_LATTICE_CELLS``, else the same path
+        by checkpoints, holding ``window_s`` seconds of back-pointers at a time
+        (:mod:`wavtune.infer.longalign`): memory follows the window, not the recording."""
         where, normal = str(path), self.normalizer(text)
         if not normal:
             raise AlignmentError(f"{where}: the transcript is empty after normalisation")
@@ -171,20 +180,24 @@ class Aligner:
         frame_s = self.recognizer.frame_s
         if not target.ids:
             check_feasible(target, 0, where, frame_s)  # the error naming the unknown units
-        frames = math.ceil(audio_info(path).duration_s / frame_s) + 2  # at least the model's
-        whole = fits_in_one_piece(target, frames, len(self.vocab))
-        window = frames + 1 if whole else max(4, round(window_s / frame_s))
-        plan = WindowPlan(window, max(1, window // 4))
-        spans = align_windows(self.iter_file_posteriors(path), target, self.vocab, frame_s,
-                              plan, where)
-        timed = assemble(where, normal, target, spans)
-        if self.options.snap_s <= 0 or not timed.words:
-            return timed
-        hop = max(1, round(SNAP_HOP_S * self.sample_rate))
-        loud = stream_levels_db(iter_file_blocks(path, self.sample_rate), hop) > \
-            self.options.silence_db
-        return _with_edges(timed, snap_to_loud(anchors(timed), loud, hop / self.sample_rate,
-                                               max_shift_s=self.options.snap_s))
+        loudness = Loudness.of_blocks(iter_file_blocks(path, self.sample_rate), self.sample_rate)
+        with SpilledPosteriors(self.iter_file_posteriors(path)) as spilled:
+            log_probs, starts = spilled.log_probs, spilled.starts
+            frames = len(log_probs)
+            penalty = self.options.silence_penalty
+            quiet = loudness.quiet_frames(starts, frame_s) if penalty > 0 else None
+            if fits_in_one_piece(target, frames, len(self.vocab)):
+                check_feasible(target, frames, where, frame_s)
+                best, _ = viterbi(log_probs, target, self.vocab.pad_id, quiet, penalty)
+            else:
+                check_feasible(target, frames, where, frame_s, bounded=False)
+                segment = max(1, min(round(window_s / frame_s),
+                                     MAX_LATTICE_CELLS // (2 * len(target.ids) + 1)))
+                best, _ = checkpointed_viterbi(log_probs, target, self.vocab.pad_id,
+                                               Checkpoints(segment), quiet, penalty)
+            timed = assemble(where, normal, target,
+                             token_spans(best, log_probs, target, self.vocab, starts, frame_s))
+        return self._snapped(timed, loudness)
 
     def align_wave(self, wave: Waveform, text: str, where: str = "input") -> ForcedAlignment:
         """Align ``text`` to a mono waveform already at the model's sample rate."""

@@ -141,48 +141,86 @@ def _transitions(states: npt.NDArray[np.int64], optional: npt.NDArray[np.bool_],
     return allowed
 
 
-def viterbi(log_probs: npt.NDArray[np.floating], target: AlignTarget, blank: int = 0,
-            free_end: bool = False) -> tuple[npt.NDArray[np.int64], float]:
-    """The best CTC path of ``target`` through ``log_probs`` (``[frames, vocab]``): the token
-    index each frame is spent on (-1: blank) ``[frames]``, and the path's total log-probability.
-    ``free_end``: the path may stop in any state (a window of a longer recording, whose audio
-    goes on past the tokens it reaches). Call :func:`check_feasible` first; an impossible
-    target gives ``-inf``."""
-    frames = len(log_probs)
-    states = np.full(2 * len(target.ids) + 1, blank, dtype=np.int64)
-    states[1::2] = target.ids
-    n = len(states)
-    allowed = _transitions(states, np.asarray(target.optional, dtype=bool), blank)
-    back = np.zeros((frames, n), dtype=np.uint8)  # [frames, states]: how far each step jumped
-    score = np.full(n, -np.inf)
-    score[:2] = log_probs[0, states[:2]]
-    candidates = np.full((_MAX_JUMP + 1, n), -np.inf)
-    columns = np.arange(n)
-    for t in range(1, frames):
+class Trellis:
+    """The CTC lattice of one target, stepped a frame at a time: the score of every state
+    (``[states]``) after each frame, and how far each step jumped. States alternate blank,
+    token, blank, ...; token ``i`` is state ``2 i + 1``. ``penalty`` (nats) is taken off every
+    token state on a frame marked quiet: a prior that keeps characters off silence."""
+
+    def __init__(self, target: AlignTarget, blank: int = 0, penalty: float = 0.0) -> None:
+        self.states = np.full(2 * len(target.ids) + 1, blank, dtype=np.int64)
+        self.states[1::2] = target.ids
+        self.allowed = _transitions(self.states, np.asarray(target.optional, dtype=bool), blank)
+        self.quiet_cost = np.where(self.states == blank, 0.0, penalty)
+        self._candidates = np.full((_MAX_JUMP + 1, len(self.states)), -np.inf)
+        self._columns = np.arange(len(self.states))
+
+    def emit(self, row: npt.NDArray[np.floating], quiet: bool) -> npt.NDArray[np.float64]:
+        """Each state's log-posterior on a frame (``row``: ``[vocab]``)."""
+        out: npt.NDArray[np.float64] = row[self.states].astype(np.float64)
+        return out - self.quiet_cost if quiet else out
+
+    def start(self, row: npt.NDArray[np.floating], quiet: bool = False
+              ) -> npt.NDArray[np.float64]:
+        """The scores after the first frame: only the leading blank and first token."""
+        score = np.full(len(self.states), -np.inf)
+        score[:2] = self.emit(row, quiet)[:2]
+        return score
+
+    def step(self, score: npt.NDArray[np.float64], row: npt.NDArray[np.floating],
+             quiet: bool = False) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
+        """The scores after one more frame, and each state's jump back (``[states]``)."""
+        candidates = self._candidates
         candidates[0] = score
         for k in range(1, _MAX_JUMP + 1):
             candidates[k, :k] = -np.inf
             candidates[k, k:] = score[:-k]
-        candidates[~allowed] = -np.inf
-        jump = candidates.argmax(axis=0)
-        back[t] = jump
-        score = candidates[jump, columns] + log_probs[t, states]
-    if free_end:
-        last = int(score.argmax())
-    else:
-        last = n - 1 if n == 1 or score[n - 1] >= score[n - 2] else n - 2
-    total = float(score[last])
-    path = np.empty(frames, dtype=np.int64)
-    s = last
-    for t in range(frames - 1, -1, -1):
-        path[t] = (s - 1) // 2 if s % 2 else -1
+        candidates[~self.allowed] = -np.inf
+        jump = candidates.argmax(axis=0).astype(np.uint8)
+        return candidates[jump, self._columns] + self.emit(row, quiet), jump
+
+    def final_state(self, score: npt.NDArray[np.float64]) -> int:
+        """The better of the two states a path may end in (the last token or the blank after)."""
+        n = len(self.states)
+        return n - 1 if n == 1 or score[n - 1] >= score[n - 2] else n - 2
+
+
+def backtrack(back: npt.NDArray[np.uint8], state: int, path: npt.NDArray[np.int64],
+              offset: int = 0) -> int:
+    """Write the token index of each frame of ``back`` (``[frames, states]``, frames
+    ``offset``... of ``path``; -1: blank) walking back from ``state`` after its last frame;
+    the state before its first frame."""
+    s = state
+    for t in range(len(back) - 1, -1, -1):
+        path[offset + t] = (s - 1) // 2 if s % 2 else -1
         s -= int(back[t, s])
-    return path, total
+    return s
 
 
-def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float) -> None:
-    """AlignmentError naming ``where`` when ``frames`` cannot hold the target's tokens, or the
-    lattice would not fit in memory."""
+def viterbi(log_probs: npt.NDArray[np.floating], target: AlignTarget, blank: int = 0,
+            quiet: npt.NDArray[np.bool_] | None = None, penalty: float = 0.0
+            ) -> tuple[npt.NDArray[np.int64], float]:
+    """The best CTC path of ``target`` through ``log_probs`` (``[frames, vocab]``): the token
+    index each frame is spent on (-1: blank) ``[frames]``, and the path's total log-probability
+    (penalties included). ``quiet`` (``[frames]``) marks frames whose tokens cost ``penalty``
+    more. Call :func:`check_feasible` first; an impossible target gives ``-inf``."""
+    frames = len(log_probs)
+    marks = np.zeros(frames, dtype=bool) if quiet is None else quiet
+    trellis = Trellis(target, blank, penalty)
+    back = np.zeros((frames, len(trellis.states)), dtype=np.uint8)  # [frames, states]
+    score = trellis.start(log_probs[0], bool(marks[0]))
+    for t in range(1, frames):
+        score, back[t] = trellis.step(score, log_probs[t], bool(marks[t]))
+    last = trellis.final_state(score)
+    path = np.empty(frames, dtype=np.int64)
+    backtrack(back, last, path)
+    return path, float(score[last])
+
+
+def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float,
+                   bounded: bool = True) -> None:
+    """AlignmentError naming ``where`` when ``frames`` cannot hold the target's tokens, or (with
+    ``bounded``: one Viterbi pass) the lattice would not fit in memory."""
     if not target.ids:
         raise AlignmentError(f"{where}: the transcript has no token in the model's vocabulary "
                              f"(unknown: {''.join(target.unknown) or 'empty text'}); fix the "
@@ -192,7 +230,7 @@ def check_feasible(target: AlignTarget, frames: int, where: str, frame_s: float)
             f"{where}: {len(target.ids)} tokens need at least {target.min_frames} frames, but the "
             f"audio gives {frames} ({frames * frame_s:.2f} s at {frame_s * 1000:g} ms a frame); "
             f"the transcript is longer than the audio can hold: check that they belong together")
-    if frames * (2 * len(target.ids) + 1) > MAX_LATTICE_CELLS:
+    if bounded and frames * (2 * len(target.ids) + 1) > MAX_LATTICE_CELLS:
         raise AlignmentError(f"{where}: {frames} frames x {len(target.ids)} tokens is too large "
                              f"to align in one piece (over {MAX_LATTICE_CELLS:,} lattice "
                              f"cells); cut the recording and its transcript into shorter parts")
@@ -214,9 +252,9 @@ def log_softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     return out
 
 
-def _chars(path: npt.NDArray[np.int64], log_probs: npt.NDArray[np.floating],
-           target: AlignTarget, vocab: Vocabulary, starts_s: npt.NDArray[np.float64],
-           frame_s: float) -> list[tuple[int, AlignedChar]]:
+def token_spans(path: npt.NDArray[np.int64], log_probs: npt.NDArray[np.floating],
+                target: AlignTarget, vocab: Vocabulary, starts_s: npt.NDArray[np.float64],
+                frame_s: float) -> list[tuple[int, AlignedChar]]:
     """(word index, span) of every token the path visits (delimiters left out)."""
     out: list[tuple[int, AlignedChar]] = []
     visited = np.flatnonzero(path >= 0)
@@ -238,9 +276,11 @@ def _chars(path: npt.NDArray[np.int64], log_probs: npt.NDArray[np.floating],
 
 def forced_align(log_probs: npt.NDArray[np.floating], text: str, vocab: Vocabulary,
                  frame_s: float, starts_s: npt.NDArray[np.float64] | None = None,
-                 where: str = "input") -> ForcedAlignment:
+                 where: str = "input", quiet: npt.NDArray[np.bool_] | None = None,
+                 penalty: float = 0.0) -> ForcedAlignment:
     """Align normalised ``text`` to ``log_probs`` (``[frames, vocab]`` log-posteriors; frame
-    ``i`` starts at ``starts_s[i]``, ``i * frame_s`` by default); errors name ``where``."""
+    ``i`` starts at ``starts_s[i]``, ``i * frame_s`` by default); errors name ``where``.
+    ``quiet``/``penalty``: see :func:`viterbi` (scores stay the plain log-posteriors)."""
     frames = len(log_probs)
     starts = (np.arange(frames, dtype=np.float64) * frame_s if starts_s is None
               else np.asarray(starts_s, dtype=np.float64))
@@ -248,8 +288,9 @@ def forced_align(log_probs: npt.NDArray[np.floating], text: str, vocab: Vocabula
         raise ValueError(f"{len(starts)} frame start times for {frames} frames")
     target = build_target(text, vocab)
     check_feasible(target, frames, where, frame_s)
-    path, _ = viterbi(log_probs, target, vocab.pad_id)
-    return assemble(where, text, target, _chars(path, log_probs, target, vocab, starts, frame_s))
+    path, _ = viterbi(log_probs, target, vocab.pad_id, quiet, penalty)
+    spans = token_spans(path, log_probs, target, vocab, starts, frame_s)
+    return assemble(where, text, target, spans)
 
 
 def assemble(where: str, text: str, target: AlignTarget,

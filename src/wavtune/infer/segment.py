@@ -1,10 +1,10 @@
 """CTC segmentation: a long recording and its full transcript cut into utterance clips.
 
 The recording is read block by block and its log-posteriors computed window by window (as
-``transcribe`` does); the whole transcript is force-aligned through them in one Viterbi pass
-when its posteriors and lattice fit the bounds, else in alignment windows
-(:mod:`wavtune.infer.windowalign`), so memory is bounded by the window, not the file (the
-windowed path needs a model whose posteriors show every character; see the README). Each
+``transcribe`` does) and spilled to a temporary file; the whole transcript is force-aligned
+through them in one Viterbi pass when its lattice fits the bound, else by the same path found
+with checkpoints (:mod:`wavtune.infer.longalign`), so memory is bounded by the window of
+back-pointers, not the file. Each
 utterance (a line of the transcript, or a sentence of free text) becomes a clip from its first
 word's start to its last word's end, with the mean log-posterior of its characters as its score.
 Clips below a minimum score are left out and reported.
@@ -51,8 +51,8 @@ def split_utterances(transcript: str) -> list[str]:
 def segment_recording(aligner: Aligner, path: Path, utterances: Sequence[str],
                       min_score: float = float("-inf"),
                       window_s: float = DEFAULT_SEGMENT_WINDOW_S) -> list[Segment]:
-    """The utterances of ``path`` located by a forced alignment of their joined text, in
-    alignment windows of ``window_s`` seconds."""
+    """The utterances of ``path`` located by a forced alignment of their joined text (past the
+    one-pass bound, ``window_s`` seconds of back-pointers held at a time)."""
     text = " ".join(n for n in (aligner.normalizer(u) for u in utterances) if n)
     timed = aligner.align_long_file(path, text, window_s)
     return cut_segments(aligner, timed, path, utterances, min_score)

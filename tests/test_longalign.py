@@ -1,6 +1,7 @@
-"""Forced alignment window by window (``segment`` on recordings longer than one lattice): the
-windowed path gives the whole-file path's spans on hand-built posteriors and on a tone-speech
-recording whose whole-file lattice is over a (lowered) memory bound."""
+"""Forced alignment past one lattice (``segment`` on recordings longer than the memory bound):
+the checkpointed Viterbi gives the one-pass path exactly on random and hand-built posteriors, the
+posteriors spill to a file and back, and a tone-speech recording whose whole-file lattice is over
+a (lowered) bound gets the one-pass segments."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from wavtune.cli.main import main
 from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
 from wavtune.data.vocab import Vocabulary
 from wavtune.infer.aligner import Aligner
-from wavtune.infer.alignment import AlignmentError, build_target, forced_align, log_softmax
+from wavtune.infer.alignment import AlignmentError, build_target, log_softmax, viterbi
 from wavtune.infer.segment import cut_segments, segment_recording
-from wavtune.infer.windowalign import WindowPlan, align_windows
+from wavtune.infer.longalign import Checkpoints, SpilledPosteriors, checkpointed_viterbi
 
 VOCAB = Vocabulary((PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, "a", "b", "c", "d"))
 FRAME_S = 0.02
@@ -47,42 +48,41 @@ def pieces(log_probs: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarra
             for i in range(0, len(log_probs), size)]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_windows_give_the_whole_recording_s_spans(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(6))
+def test_checkpoints_give_the_one_pass_path_and_score(seed: int) -> None:
     rng = np.random.default_rng(seed)
     words = ["".join(rng.choice(list("abcd"), size=int(rng.integers(1, 5))))
-             for _ in range(40)]
-    text = " ".join(words)
-    log_probs = spoken(words, rng)
-    whole = forced_align(log_probs, text, VOCAB, FRAME_S)
-    target = build_target(text, VOCAB)
-    spans = align_windows(pieces(log_probs, 37), target, VOCAB, FRAME_S, WindowPlan(120, 30))
-    assert len(log_probs) > 4 * 120  # several windows
-    assert [c for _, c in spans] == [c.__class__(c.text, c.start_s, c.end_s, c.score)
-                                     for c in whole.chars]
-    assert [w for w, _ in spans] == [c.word for c in whole.chars]
+             for _ in range(int(rng.integers(1, 30)))]
+    target = build_target(" ".join(words), VOCAB)
+    # both peaky speech and pure noise: nothing about the posteriors may matter
+    log_probs = spoken(words, rng) if seed % 2 else log_softmax(
+        rng.normal(0.0, 2.0, (target.min_frames + int(rng.integers(0, 80)), len(VOCAB))))
+    quiet = rng.random(len(log_probs)) < 0.3
+    whole, score = viterbi(log_probs, target, 0, quiet, 4.0)
+    for segment in (1, 2, 7, 64, len(log_probs), len(log_probs) + 3):
+        path, total = checkpointed_viterbi(log_probs, target, 0, Checkpoints(segment), quiet,
+                                           4.0)
+        assert np.array_equal(path, whole) and total == score, segment
 
 
-def test_silence_longer_than_a_window_is_passed_over() -> None:
-    rng = np.random.default_rng(7)
-    log_probs = np.concatenate([spoken(["ab"], rng), spoken(["c"], rng, (300, 301)),
-                                spoken(["da", "b"], rng)])
-    whole = forced_align(log_probs, "ab c da b", VOCAB, FRAME_S)
-    spans = align_windows(pieces(log_probs, 50), build_target("ab c da b", VOCAB), VOCAB,
-                          FRAME_S, WindowPlan(100, 25))
-    assert [(c.start_s, c.end_s) for _, c in spans] == [(c.start_s, c.end_s)
-                                                        for c in whole.chars]
+def test_checkpoint_memory_is_bounded_by_the_segment() -> None:
+    # an hour at 20 ms frames, 100k states: 120 s of back-pointers and the checkpoints
+    assert Checkpoints(6000).memory_bytes(180_000, 100_000) < 1_000_000_000
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        Checkpoints(0)
 
 
-def test_a_word_longer_than_the_window_is_an_error_naming_the_window() -> None:
-    rng = np.random.default_rng(3)
-    log_probs = spoken(["ab", "abcdabcdabcdabcd", "c"], rng)
-    with pytest.raises(AlignmentError, match=r"long\.wav.*alignment window of 0\.4 s"):
-        align_windows(pieces(log_probs, 50), build_target("ab abcdabcdabcdabcd c", VOCAB),
-                      VOCAB, FRAME_S, WindowPlan(20, 5), "long.wav")
+def test_spilled_posteriors_read_back_as_one_array(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    log_probs = spoken(["abc", "d", "ca"], rng)
+    with SpilledPosteriors(pieces(log_probs, 7), folder=tmp_path) as spilled:
+        assert np.array_equal(np.asarray(spilled.log_probs), log_probs)
+        assert np.allclose(spilled.starts, np.arange(len(log_probs)) * FRAME_S)
+        assert len(list(tmp_path.iterdir())) == 1  # on disk, not in memory
+    assert not list(tmp_path.iterdir())  # removed on exit
 
 
-def test_windowed_segments_equal_the_whole_file_s_past_the_memory_bound(
+def test_checkpointed_segments_equal_the_whole_file_s_past_the_memory_bound(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     lines = ["a bad cab", "dab", "abc cab", "bad dab", "cab", "a bad", "dab abc"] * 2
@@ -92,7 +92,7 @@ def test_windowed_segments_equal_the_whole_file_s_past_the_memory_bound(
     whole = cut_segments(aligner, aligner.align_file(path, " ".join(lines)), path, lines)
     frames = round(sf.info(str(path)).duration / aligner.recognizer.frame_s)
     tokens = len(build_target(" ".join(lines), aligner.vocab).ids)
-    # a bound the whole file is over and a 3 s window is far under
+    # a bound the whole file is over and 3 s of back-pointers are far under
     monkeypatch.setattr(alignment, "MAX_LATTICE_CELLS", frames * (2 * tokens + 1) // 4)
     with pytest.raises(AlignmentError, match="too large to align in one piece"):
         aligner.align_file(path, " ".join(lines))
