@@ -36,7 +36,7 @@ import wavtune.infer.alignment as alignment
 from wavtune.data.audio import load_audio
 from wavtune.data.manifest import Utterance, read_manifest
 from wavtune.infer.aligner import Aligner, AlignOptions
-from wavtune.infer.mislabel import find_misaligned
+from wavtune.infer.mislabel import SCORING_OPTIONS, find_misaligned
 
 sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (after packages)
 from machine import machine_info  # noqa: E402
@@ -125,7 +125,11 @@ def mislabelled(aligner: Aligner, utts: list[Utterance], share: float, seed: int
     swapped = set(rng.sample(range(len(utts)), round(share * len(utts))))
     rows = [replace(u, text=rng.choice([d for d in DIGITS if d != u.text])) if i in swapped
             else u for i, u in enumerate(utts)]
-    report = find_misaligned(list(aligner.align_rows(rows)))
+    options, aligner.options = aligner.options, SCORING_OPTIONS  # as check-data --align
+    try:
+        report = find_misaligned(list(aligner.align_rows(rows)))
+    finally:
+        aligner.options = options
     flagged = {m.id for m in report.flagged}
     bad = {rows[i].id for i in swapped}
     good = len(rows) - len(bad)

@@ -20,8 +20,8 @@ from wavtune.constants import PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER
 from wavtune.data.vocab import Vocabulary
 from wavtune.infer.aligner import Aligner
 from wavtune.infer.alignment import AlignmentError, build_target, log_softmax, viterbi
-from wavtune.infer.segment import cut_segments, segment_recording
 from wavtune.infer.longalign import Checkpoints, SpilledPosteriors, checkpointed_viterbi
+from wavtune.infer.segment import cut_segments, segment_recording
 
 VOCAB = Vocabulary((PAD_TOKEN, UNK_TOKEN, WORD_DELIMITER, "a", "b", "c", "d"))
 FRAME_S = 0.02

@@ -176,11 +176,11 @@ def _misaligned(args: argparse.Namespace, utts: Sequence[Utterance], report: Dat
                 ) -> MisalignReport:
     """The mislabelled-row report of the rows the data checks found no fatal problem in."""
     from wavtune.infer.aligner import Aligner
-    from wavtune.infer.mislabel import MisalignOptions, find_misaligned
+    from wavtune.infer.mislabel import SCORING_OPTIONS, MisalignOptions, find_misaligned
 
     broken = {f.row for f in report.findings if f.fatal}
     kept = [i for i in range(len(utts)) if i not in broken]
-    aligner = Aligner(args.align)
+    aligner = Aligner(args.align, options=SCORING_OPTIONS)
     rows = list(aligner.align_rows([utts[i] for i in kept], args.text_column,
                                    numbers=[i + 1 for i in kept]))
     return find_misaligned(rows, MisalignOptions(threshold=args.align_threshold))

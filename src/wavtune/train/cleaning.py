@@ -37,6 +37,7 @@ def score_rows(config: Config, data: PreparedData, device: str
     """Each cleaned split's rows aligned by ``data.align_model`` (in row order)."""
     from wavtune.infer.aligner import Aligner
     from wavtune.infer.loaded import require_model_folder
+    from wavtune.infer.mislabel import SCORING_OPTIONS
     from wavtune.run.directory import RunError
 
     run = config.data.align_model
@@ -44,7 +45,7 @@ def score_rows(config: Config, data: PreparedData, device: str
         require_model_folder(run)
     except RunError as e:
         raise ConfigError(f"data.align_model: {e}") from None
-    aligner = Aligner(run, device)
+    aligner = Aligner(run, device, SCORING_OPTIONS)
     return {name: list(aligner.align_rows(data.split(name), config.data.text_column))
             for name in CLEANED_SPLITS if data.split(name)}
 
