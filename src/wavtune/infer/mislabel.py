@@ -22,8 +22,9 @@ from wavtune.infer.aligner import AlignOptions, RowAlignment
 from wavtune.scoring.metrics import utterance_errors
 
 # Rows are scored on the plain best path: the silence prior and edge snapping place words in
-# time, and the prior's shifts widen the spread of correct rows' scores, which lowers the data's
-# own threshold (swapped FSDD rows found: 87% with the prior against 100% without it).
+# time, and the prior's shifts widen the spread of correct rows'
+# scores, which lowers the data's own threshold (swapped FSDD rows found: 87% with the prior
+# against 100% without it).
 SCORING_OPTIONS = AlignOptions(snap_s=0.0, silence_penalty=0.0)
 
 _FLOOR = 1e-4  # log(-score) of a perfect score (0) would be -inf
