@@ -26,12 +26,13 @@ their ratios, as little as it can.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,32 +93,32 @@ def best_time(rec: Recognizer, waves: Sequence[Waveform], repeats: int
     return best, scores
 
 
-def measure(recognizers: dict[str, Recognizer], waves: Sequence[Waveform],
+def measure(loaders: dict[str, Callable[[], Recognizer]], waves: Sequence[Waveform],
             plans: dict[str, list[list[int]]], repeats: int
-            ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]],
-                       dict[str, dict[str, int]]]:
-    """Seconds of every backend over every plan of batches (``single`` first: one clip per
-    pass, whose transcripts are kept), interleaved batch by batch so a change in machine load
-    hits all backends alike; and per backend and batched plan, how many transcripts batching
-    changed."""
-    for rec in recognizers.values():  # warm-up: first-call allocations and kernel choices
-        for w in waves[:3]:
+            ) -> Iterator[tuple[str, dict[str, float], list[str], dict[str, int]]]:
+    """Per backend, loaded one at a time (and freed after): its seconds over every plan of
+    batches (``single`` first: one clip per pass, whose transcripts are kept), the transcripts,
+    and per batched plan how many transcripts batching changed."""
+    for name, load in loaders.items():
+        rec = load()
+        for w in waves[:3]:  # warm-up: first-call allocations and kernel choices
             rec.forward_batch([w])
-    seconds = {name: dict.fromkeys(plans, 0.0) for name in recognizers}
-    changed = {name: dict.fromkeys(list(plans)[1:], 0) for name in recognizers}
-    texts: dict[str, list[str]] = {name: [""] * len(waves) for name in recognizers}
-    for mode, plan in plans.items():
-        for batch in plan:
-            for name, rec in recognizers.items():
+        seconds = dict.fromkeys(plans, 0.0)
+        changed = dict.fromkeys(list(plans)[1:], 0)
+        texts = [""] * len(waves)
+        for mode, plan in plans.items():
+            for batch in plan:
                 took, outputs = best_time(rec, [waves[i] for i in batch], repeats)
-                seconds[name][mode] += took
+                seconds[mode] += took
                 for i, out in zip(batch, outputs):
                     text = rec.decoder.decode(out).text
                     if mode == "single":
-                        texts[name][i] = text
+                        texts[i] = text
                     else:  # padding must not change a transcript
-                        changed[name][mode] += int(text != texts[name][i])
-    return seconds, texts, changed
+                        changed[mode] += int(text != texts[i])
+        del rec
+        gc.collect()
+        yield name, seconds, texts, changed
 
 
 def results_of(seconds: dict[str, dict[str, float]], changed: dict[str, dict[str, int]],
@@ -197,13 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.preset) == bool(args.run and args.manifest):
         parser.error("give RUN and MANIFEST, or --preset (not both)")
     import torch
+    from transformers import AutoConfig
 
-    from wavtune.deploy.onnx_runtime import OnnxRecognizer
+    from wavtune.deploy.export import OnnxMeta
     from wavtune.model.families import encoder_config
     from wavtune.scoring import metrics
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    out = args.json or Path(f"benchmarks/results/inference-{args.preset or 'fsdd'}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wavtune-bench-") as tmp:
         scored = not args.preset
         if scored:
@@ -212,26 +216,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             run, waves, durations = preset_inputs(args, Path(tmp))
             variants = parse_variants(args.variants)
-        pytorch = Recognizer(run)
-        encoder = encoder_config(pytorch.run.model.config)
-        recognizers: dict[str, Recognizer] = {"pytorch-fp32": pytorch, **onnx_recognizers(
-            run / "onnx", variants, args.threads, int(encoder.num_attention_heads),
-            int(encoder.hidden_size))}
+        encoder = encoder_config(AutoConfig.from_pretrained(str(run)))
+        loaders: dict[str, Callable[[], Recognizer]] = {
+            "pytorch-fp32": lambda: Recognizer(run), **onnx_recognizers(
+                run / "onnx", variants, args.threads, int(encoder.num_attention_heads),
+                int(encoder.hidden_size))}
         plans = {"single": [[i] for i in range(len(waves))],
                  "batched": [list(range(i, min(i + args.batch_size, len(waves))))
                              for i in range(0, len(waves), args.batch_size)]}
         if not scored:
             plans["bucketed"] = plan_batches(durations, args.batch_size, args.max_batch_s)
-        seconds, texts, changed = measure(recognizers, waves, plans, args.repeats)
-        parity = [asdict(p) for p in next(r for r in recognizers.values()
-                                          if isinstance(r, OnnxRecognizer)).meta.parity]
-    scores = {name: (metrics.wer(refs, t).rate, metrics.cer(refs, t).rate)
-              for name, t in texts.items()} if scored else None
-    results = results_of(seconds, changed, float(sum(durations)), scores)
-    payload = payload_of(args, argv, durations, plans, parity, results, started)
-    out = args.json or Path(f"benchmarks/results/inference-{args.preset or 'fsdd'}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        parity = [asdict(p) for p in OnnxMeta.load(run / "onnx").parity]
+        seconds, texts, changed = {}, {}, {}
+        for name, took, said, flips in measure(loaders, waves, plans, args.repeats):
+            seconds[name], texts[name], changed[name] = took, said, flips
+            print(f"{name}: {took}", flush=True)  # a run cut short keeps what it measured
+            scores = {n: (metrics.wer(refs, t).rate, metrics.cer(refs, t).rate)
+                      for n, t in texts.items()} if scored else None
+            results = results_of(seconds, changed, float(sum(durations)), scores)
+            payload = payload_of(args, argv, durations, plans, parity, results, started)
+            payload["complete"] = len(seconds) == len(loaders)
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(table(payload, results))
     print(f"-> {out}")
     return 0

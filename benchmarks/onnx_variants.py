@@ -10,7 +10,7 @@ the accuracy of each int8 scheme is measured on the trained FSDD model instead
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,21 +93,24 @@ def int8_export(export: Path, scheme: str, num_heads: int, hidden_size: int) -> 
 
 
 def onnx_recognizers(export: Path, variants: Sequence[Variant], threads: int, num_heads: int,
-                     hidden_size: int) -> dict[str, Recognizer]:
-    """Each variant of the fp32 export folder ``export`` as a recognizer (int8 files quantised
-    once per scheme)."""
+                     hidden_size: int) -> dict[str, Callable[[], Recognizer]]:
+    """Each variant of the fp32 export folder ``export`` as a function loading its recognizer
+    (an int8 file is quantised on the first load of its scheme): one session at a time, since
+    each holds its weights and a memory arena sized by the largest batch it ran (eight base-size
+    sessions at once ran a 24 GB machine out of memory)."""
     from wavtune.deploy.onnx_runtime import OnnxRecognizer
 
-    folders = {v.scheme: export if not v.scheme else None for v in variants}
-    out: dict[str, Recognizer] = {}
-    for v in variants:
-        if folders[v.scheme] is None:
-            folders[v.scheme] = int8_export(export, v.scheme, num_heads, hidden_size)
-        folder = folders[v.scheme]
-        assert folder is not None
-        out[v.name] = OnnxRecognizer(folder, int8=bool(v.scheme), threads=threads,
-                                     graph_level=v.graph_level)
-    return out
+    folders: dict[str, Path] = {"": export}
+
+    def loader(v: Variant) -> Callable[[], Recognizer]:
+        def load() -> Recognizer:
+            if v.scheme not in folders:
+                folders[v.scheme] = int8_export(export, v.scheme, num_heads, hidden_size)
+            return OnnxRecognizer(folders[v.scheme], int8=bool(v.scheme), threads=threads,
+                                  graph_level=v.graph_level)
+        return load
+
+    return {v.name: loader(v) for v in variants}
 
 
 def parse_variants(text: str) -> list[Variant]:
