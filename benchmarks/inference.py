@@ -13,14 +13,14 @@ training) are reported. With ``--preset NAME``, a random-init CTC model of that 
 layer-norm feature encoder, so batches need no one-clip-at-a-time fallback) is built in a
 temporary folder and run on ``--clips`` generated clips of ``--shortest-s`` to ``--longest-s``;
 there is no accuracy to report, and ``--variants`` chooses the ONNX backends (fp32 or an int8
-scheme of ``wavtune.deploy.onnx_graph.INT8_SCHEMES``, ``@`` an ORT graph optimisation level).
+scheme of ``wavtune.deploy.int8.INT8_SCHEMES``, ``@`` an ORT graph optimisation level).
 
 Every backend transcribes the same clips one per forward pass (latency-style), in batches of
-``--batch-size`` clips in input order ("batched"), and, with ``--preset``, in length-sorted
-batches within ``--max-batch-s`` padded seconds ("bucketed"). Real-time factor = compute seconds
-/ audio seconds (lower is faster); each clip's (batch's) time is the best of ``--repeats`` runs,
-backends interleaved clip by clip, after a warm-up, so a busy machine disturbs the figures, and
-their ratios, as little as it can.
+``--batch-size`` clips in input order ("batched"), and in length-sorted batches within
+``--max-batch-s`` padded seconds ("bucketed"; on FSDD's short clips: sorted batches of 16).
+Real-time factor = compute seconds / audio seconds (lower is faster); each clip's (batch's)
+time is the best of ``--repeats`` runs after a warm-up (the minimum: other processes only ever
+add time). Backends are loaded one at a time and freed after, so run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-batch-s", type=float, default=60.0,
-                        help="padded seconds per bucketed batch (--preset)")
+                        help="padded seconds per bucketed batch")
     parser.add_argument("--limit", type=int, default=0, help="first N clips only (0: all)")
     parser.add_argument("--int8-schemes", default="fused",
                         help="int8 schemes to compare on RUN (keys of INT8_SCHEMES)")
@@ -223,9 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 int(encoder.hidden_size))}
         plans = {"single": [[i] for i in range(len(waves))],
                  "batched": [list(range(i, min(i + args.batch_size, len(waves))))
-                             for i in range(0, len(waves), args.batch_size)]}
-        if not scored:
-            plans["bucketed"] = plan_batches(durations, args.batch_size, args.max_batch_s)
+                             for i in range(0, len(waves), args.batch_size)],
+                 "bucketed": plan_batches(durations, args.batch_size, args.max_batch_s)}
         parity = [asdict(p) for p in OnnxMeta.load(run / "onnx").parity]
         seconds, texts, changed = {}, {}, {}
         for name, took, said, flips in measure(loaders, waves, plans, args.repeats):
@@ -252,7 +251,7 @@ def payload_of(args: argparse.Namespace, argv: Sequence[str] | None, durations: 
         "preset": args.preset or None, "clips": len(durations),
         "audio_s": round(float(sum(durations)), 2), "padded_audio_s": padded,
         "threads": args.threads, "repeats": args.repeats, "batch_size": args.batch_size,
-        "max_batch_s": args.max_batch_s if args.preset else None,
+        "max_batch_s": args.max_batch_s,
         "batches": {m: len(p) for m, p in plans.items()}, "machine": machine_info(),
         "parity_fp32": parity, "results": [asdict(r) for r in results],
         "wall_s": round(time.perf_counter() - started, 1),

@@ -80,7 +80,7 @@ def int8_export(export: Path, scheme: str, num_heads: int, hidden_size: int) -> 
     """A copy of the export folder ``export`` (its meta files, not its graphs) whose
     ``model.int8.onnx`` is quantised by ``scheme``."""
     from wavtune.deploy.export import INT8_FILE, MODEL_FILE
-    from wavtune.deploy.onnx_graph import int8_scheme, quantize_int8
+    from wavtune.deploy.int8 import int8_scheme, quantize_int8
 
     folder = export.with_name(f"{export.name}-int8-{scheme}")
     folder.mkdir(exist_ok=True)

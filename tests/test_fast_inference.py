@@ -208,7 +208,7 @@ def _op_types(path: Path) -> set[str]:
 
 def test_int8_schemes_quantise_the_graph_they_name(run: Path, exported: OnnxMeta,
                                                    tmp_path: Path) -> None:
-    from wavtune.deploy.onnx_graph import DEFAULT_INT8_SCHEME, INT8_SCHEMES
+    from wavtune.deploy.int8 import DEFAULT_INT8_SCHEME, INT8_SCHEMES
 
     assert exported.int8_scheme == DEFAULT_INT8_SCHEME  # --int8 without a scheme: the default
     fused = _op_types(run / "onnx" / "model.int8.onnx")
@@ -221,6 +221,10 @@ def test_int8_schemes_quantise_the_graph_they_name(run: Path, exported: OnnxMeta
     if INT8_SCHEMES[DEFAULT_INT8_SCHEME].fuse:
         assert {"QAttention", "SkipLayerNormalization"} <= fused
     assert meta.parity[1].frame_agreement is not None and meta.parity[1].frame_agreement >= 0.9
+    assert main(["export", str(run), "--onnx", "--int8-scheme", "matmul-per-channel", "--out",
+                 str(tmp_path / "cli")]) == 0  # the scheme implies --int8
+    assert json.loads((tmp_path / "cli" / "onnx.json").read_text())["int8_scheme"] == \
+        "matmul-per-channel"
     with pytest.raises(ExportError, match="unknown int8 scheme 'int4'.*matmul"):
         export_onnx(run, ExportOptions(tmp_path / "bad", int8=True, int8_scheme="int4"))
 

@@ -51,7 +51,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     atol: float = FP32_ATOL
     min_int8_agreement: float = INT8_MIN_AGREEMENT
-    int8_scheme: str = ""  # a key of onnx_graph.INT8_SCHEMES ('': DEFAULT_INT8_SCHEME)
+    int8_scheme: str = ""  # a key of deploy.int8.INT8_SCHEMES ('': DEFAULT_INT8_SCHEME)
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,8 @@ class _Probe:
 def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export ``run_dir``'s model (every head) to ONNX (and int8), check parity, write the
     folder."""
-    from wavtune.deploy.onnx_graph import DEFAULT_INT8_SCHEME, output_names
+    from wavtune.deploy.int8 import DEFAULT_INT8_SCHEME
+    from wavtune.deploy.onnx_graph import output_names
     from wavtune.infer.loaded import LoadedRun
 
     require_onnxruntime()
@@ -288,7 +289,7 @@ def _export_int8(model: Any, probe: _Probe, fp32: Path, int8: Path, options: Exp
                  scheme: str) -> Parity:
     """Quantise ``fp32`` into ``int8`` as ``scheme`` (a key of ``INT8_SCHEMES``) says and
     check how many frames (labels) keep their best id."""
-    from wavtune.deploy.onnx_graph import int8_scheme, quantize_int8
+    from wavtune.deploy.int8 import int8_scheme, quantize_int8
     from wavtune.model.families import encoder_config
 
     try:
