@@ -41,6 +41,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
+sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed packages)
+from machine import machine_info  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "peft.json"
 FSDD_DATA = ROOT.parent / "data" / "fsdd"  # wavtune prepare fsdd ... ../data/fsdd; --data
 STABLE = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         args.preset, args.test_fraction = "tiny", 0.1
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wavtune-peft-") as tmp:
-        results: dict[str, Any] = {"command": " ".join(["python", *sys.argv])}
+        results: dict[str, Any] = {"command": " ".join(["python", *sys.argv]),
+                                   "machine": machine_info()}
         for part, measure in (("cost", cost), ("quality", quality)):
             if part in args.parts.split(","):
                 results[part] = measure(Path(tmp), args)

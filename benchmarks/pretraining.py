@@ -36,6 +36,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # measure this checkout's wavtune, not an installed one
+sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed packages)
+from machine import machine_info  # noqa: E402
+
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 # per objective: the pre-training config, the results file, the figures followed
 OBJECTIVES = {
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pretrain_set = ["train.eval_steps=10", *args.pretrain_set]
     figures = measure(args)
     report = {"benchmark": "pretraining", "objective": args.objective, "commit": commit,
-              "quick": args.quick,
+              "quick": args.quick, "machine": machine_info(),
               "command": " ".join(["python", "benchmarks/pretraining.py", *(argv or sys.argv[1:])]),
               "pretrain_steps": args.pretrain_steps, "finetune_steps": args.finetune_steps,
               "targets": {"wer_ratio_at_most": TARGET_RATIO, "wer_at_most": TARGET_WER},

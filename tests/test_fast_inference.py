@@ -198,3 +198,41 @@ def test_untrained_attentive_multitask_model_exports_both_heads(tmp_path: Path) 
     assert OnnxRecognizer(tmp_path).transcribe_array(wave) == Recognizer(tmp_path).transcribe_array(
         wave
     )
+
+
+def _op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_int8_schemes_quantise_the_graph_they_name(run: Path, exported: OnnxMeta,
+                                                   tmp_path: Path) -> None:
+    from wavtune.deploy.int8 import DEFAULT_INT8_SCHEME, INT8_SCHEMES
+
+    assert exported.int8_scheme == DEFAULT_INT8_SCHEME  # --int8 without a scheme: the default
+    fused = _op_types(run / "onnx" / "model.int8.onnx")
+    meta = export_onnx(run, ExportOptions(tmp_path / "mm", int8=True, int8_scheme="matmul")).meta
+    unfused = _op_types(tmp_path / "mm" / "model.int8.onnx")
+    assert meta.int8_scheme == "matmul" and json.loads(
+        (tmp_path / "mm" / "onnx.json").read_text())["int8_scheme"] == "matmul"
+    assert "MatMulInteger" in unfused and "Softmax" in unfused  # attention left as plain ops
+    assert not {"Attention", "QAttention", "SkipLayerNormalization"} & unfused
+    if INT8_SCHEMES[DEFAULT_INT8_SCHEME].fuse:
+        assert {"QAttention", "SkipLayerNormalization"} <= fused
+    assert meta.parity[1].frame_agreement is not None and meta.parity[1].frame_agreement >= 0.9
+    assert main(["export", str(run), "--onnx", "--int8-scheme", "matmul-per-channel", "--out",
+                 str(tmp_path / "cli")]) == 0  # the scheme implies --int8
+    assert json.loads((tmp_path / "cli" / "onnx.json").read_text())["int8_scheme"] == \
+        "matmul-per-channel"
+    with pytest.raises(ExportError, match="unknown int8 scheme 'int4'.*matmul"):
+        export_onnx(run, ExportOptions(tmp_path / "bad", int8=True, int8_scheme="int4"))
+
+
+def test_graph_optimisation_levels_give_the_same_scores(run: Path, exported: OnnxMeta) -> None:
+    wave = tone_speech("bad cab", seed=7)
+    full = OnnxRecognizer(run).logits(wave)
+    for level in ("disable", "basic", "extended"):
+        assert np.abs(OnnxRecognizer(run, graph_level=level).logits(wave) - full).max() < 1e-4
+    with pytest.raises(ExportError, match="level 'max'; choose one of disable, basic"):
+        OnnxRecognizer(run, graph_level="max")

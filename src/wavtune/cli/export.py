@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wavtune.deploy.int8 import DEFAULT_INT8_SCHEME, INT8_SCHEMES
+
 if TYPE_CHECKING:
     from wavtune.deploy.export import Parity
 
@@ -18,8 +20,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.onnx:
         raise ExportError("choose an export format: --onnx (the only one so far)")
-    result = export_onnx(args.run, ExportOptions(Path(args.out) if args.out else None, args.int8,
-                                                 args.opset or DEFAULT_OPSET))
+    result = export_onnx(args.run, ExportOptions(Path(args.out) if args.out else None,
+                                                 args.int8 or bool(args.int8_scheme),
+                                                 args.opset or DEFAULT_OPSET,
+                                                 int8_scheme=args.int8_scheme or ""))
     for p in result.meta.parity:
         print(parity_line(p))
     outputs = ", ".join(output_names(any(p.max_abs_diff is not None for p in result.meta.parity),
@@ -75,6 +79,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("run", help="run directory (task ctc, classify or multitask)")
     p.add_argument("--onnx", action="store_true", help="export to ONNX")
     p.add_argument("--int8", action="store_true", help="also write a dynamic int8 model")
+    p.add_argument("--int8-scheme", choices=sorted(INT8_SCHEMES),
+                   help=f"how --int8 quantises (implies --int8; default {DEFAULT_INT8_SCHEME}: "
+                        "fused transformer; matmul: MatMuls of the unfused graph, faster at "
+                        "base size)")
     p.add_argument("--out", help="export folder (default: RUN/onnx)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.set_defaults(func=cmd_export)

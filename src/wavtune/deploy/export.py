@@ -51,6 +51,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     atol: float = FP32_ATOL
     min_int8_agreement: float = INT8_MIN_AGREEMENT
+    int8_scheme: str = ""  # a key of deploy.int8.INT8_SCHEMES ('': DEFAULT_INT8_SCHEME)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class OnnxMeta:
     padding_sensitive: bool = False  # True: clips run one at a time (the family registry's word)
     kind: str = "ctc"  # ctc | classify | multitask: the run's task (which outputs the graph has)
     heads: tuple[ExportedHead, ...] = ()  # label heads, in output order
+    int8_scheme: str = ""  # how model.int8.onnx was quantised ('': no int8 model, or older)
 
     def save(self, folder: Path) -> None:
         (folder / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -215,6 +217,7 @@ class _Probe:
 def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export ``run_dir``'s model (every head) to ONNX (and int8), check parity, write the
     folder."""
+    from wavtune.deploy.int8 import DEFAULT_INT8_SCHEME
     from wavtune.deploy.onnx_graph import output_names
     from wavtune.infer.loaded import LoadedRun
 
@@ -239,10 +242,12 @@ def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -
     fp32 = folder / MODEL_FILE
     parity = [_export_fp32(loaded.model, probe, fp32, options, outputs)]
     files = [fp32]
+    scheme = ""
     if options.int8:
         int8 = folder / INT8_FILE
         files.append(int8)
-        parity.append(_export_int8(loaded.model, probe, fp32, int8, options))
+        scheme = options.int8_scheme or DEFAULT_INT8_SCHEME
+        parity.append(_export_int8(loaded.model, probe, fp32, int8, options, scheme))
     if loaded.vocab is not None:
         loaded.vocab.save(folder)
     shutil.copy(run / "preprocessor_config.json", folder / "preprocessor_config.json")
@@ -250,7 +255,7 @@ def export_onnx(run_dir: str | Path, options: ExportOptions = ExportOptions()) -
     meta = OnnxMeta(loaded.audio.sample_rate, loaded.audio.do_normalize,
                     loaded.use_attention_mask, loaded.samples_per_frame, options.opset, str(run),
                     False, tuple(parity), front.input_name, front.padding_sensitive,
-                    loaded.kind, heads)
+                    loaded.kind, heads, scheme)
     meta.save(folder)
     return ExportResult(folder, tuple(files), meta)
 
@@ -280,14 +285,20 @@ def _export_fp32(model: Any, probe: _Probe, fp32: Path, options: ExportOptions,
     return parity
 
 
-def _export_int8(model: Any, probe: _Probe, fp32: Path, int8: Path, options: ExportOptions
-                 ) -> Parity:
-    """Quantise ``fp32`` into ``int8`` and check how many frames (labels) keep their best id."""
-    from wavtune.deploy.onnx_graph import quantize_int8
+def _export_int8(model: Any, probe: _Probe, fp32: Path, int8: Path, options: ExportOptions,
+                 scheme: str) -> Parity:
+    """Quantise ``fp32`` into ``int8`` as ``scheme`` (a key of ``INT8_SCHEMES``) says and
+    check how many frames (labels) keep their best id."""
+    from wavtune.deploy.int8 import int8_scheme, quantize_int8
     from wavtune.model.families import encoder_config
 
+    try:
+        chosen = int8_scheme(scheme)
+    except ValueError as err:
+        raise ExportError(f"{int8}: {err}") from None
     encoder = encoder_config(model.config)
-    quantize_int8(fp32, int8, int(encoder.num_attention_heads), int(encoder.hidden_size))
+    quantize_int8(fp32, int8, int(encoder.num_attention_heads), int(encoder.hidden_size),
+                  chosen)
     parity = probe.parity(int8)
     for name, kept in (("frames", parity.frame_agreement), ("label predictions",
                                                             parity.label_agreement)):

@@ -73,34 +73,6 @@ def export_graph(graph: ExportGraph, example: tuple[Any, Any], path: Path, opset
                           dynamic_axes=dynamic)
 
 
-def quantize_int8(fp32: Path, int8: Path, num_heads: int, hidden_size: int) -> None:
-    """Dynamic int8 quantisation (weights int8, activations quantised at run time) of the
-    transformer's MatMuls and attention, after ONNX Runtime's transformer fusions (attention,
-    skip layer norm, bias GELU) have cut the graph's node count about fourfold. The conv feature
-    encoder stays fp32: ConvInteger was slower and lost frames on FSDD."""
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))  # both tools log every node they skip
-    fused = int8.with_name(".fused-" + int8.name)
-    try:
-        optimize_model(str(fp32), model_type="bert", num_heads=num_heads,
-                       hidden_size=hidden_size, opt_level=1).save_model_to_file(str(fused))
-        # 7-bit weights (reduce_range): no u8 x s8 saturation on CPUs without VNNI, and on
-        # FSDD the fewest flipped transcripts of the variants tried (per-channel, MatMul only)
-        quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, reduce_range=True,
-                         op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        root.setLevel(level)
-        fused.unlink(missing_ok=True)
-
-
 class OnnxForward:
     """An export's forward pass in an ONNX Runtime session; which heads it has is read from
     the graph's output names."""

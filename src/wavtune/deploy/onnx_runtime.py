@@ -34,12 +34,21 @@ from wavtune.run.directory import load_vocab
 KINDS: dict[str, ModelKind] = {"ctc": "ctc", "classify": "classify", "multitask": "multitask"}
 
 
-def session_options(threads: int = 0) -> Any:
-    """ONNX Runtime options: all graph optimisations; ``threads`` intra-op threads (0: ORT's
-    default, one per physical core)."""
+# ONNX Runtime's graph optimisation levels, by the names its docs use
+GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(threads: int = 0, graph_level: str = "all") -> Any:
+    """ONNX Runtime options: graph optimisations at ``graph_level`` (a key of GRAPH_LEVELS;
+    default all); ``threads`` intra-op threads (0: ORT's default, one per physical core)."""
     ort = require_onnxruntime()
+    if graph_level not in GRAPH_LEVELS:
+        raise ExportError(f"unknown ONNX Runtime graph optimisation level {graph_level!r}; "
+                          f"choose one of {', '.join(GRAPH_LEVELS)}")
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                               GRAPH_LEVELS[graph_level])
     options.intra_op_num_threads = max(0, threads)
     options.inter_op_num_threads = 1  # one graph branch at a time: the threads go to the ops
     return options
@@ -48,9 +57,11 @@ def session_options(threads: int = 0) -> Any:
 class OnnxRun(LoadedRun):
     """A run's ONNX export (``wavtune export RUN --onnx``) loaded as a :class:`LoadedRun` whose
     forward pass is ONNX Runtime's (there is no torch ``model``): its vocabulary (with a CTC
-    head), label heads and input settings come from the export folder."""
+    head), label heads and input settings come from the export folder; ``graph_level``: ONNX
+    Runtime's graph optimisations (a key of GRAPH_LEVELS)."""
 
-    def __init__(self, run_dir: str | Path, int8: bool = False, threads: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, int8: bool = False, threads: int = 0,
+                 graph_level: str = "all") -> None:
         ort = require_onnxruntime()
         folder = export_folder(run_dir)
         path = folder / (INT8_FILE if int8 else MODEL_FILE)
@@ -58,7 +69,7 @@ class OnnxRun(LoadedRun):
             flag = " --int8" if int8 else ""
             raise ExportError(f"{path}: not exported; run 'wavtune export {run_dir} --onnx{flag}'")
         self.meta = meta = OnnxMeta.load(folder)
-        session = ort.InferenceSession(str(path), session_options(threads),
+        session = ort.InferenceSession(str(path), session_options(threads, graph_level),
                                        providers=["CPUExecutionProvider"])
         self.root = Path(run_dir)
         self.kind: ModelKind = KINDS.get(meta.kind, "ctc")
@@ -78,8 +89,8 @@ class OnnxRecognizer(Recognizer):
     labels, from the same graph)."""
 
     def __init__(self, run_dir: str | Path, int8: bool = False, threads: int = 0,
-                 decoding: DecoderSettings | None = None) -> None:
-        run = require_ctc(OnnxRun(run_dir, int8, threads), run_dir)
+                 decoding: DecoderSettings | None = None, graph_level: str = "all") -> None:
+        run = require_ctc(OnnxRun(run_dir, int8, threads, graph_level), run_dir)
         self.meta = run.meta
         self._attach(run, run_dir, decoding)
 
