@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from wavtune.infer.timestamps import WordSpan, frame_levels_db, stream_levels_db
+from wavtune.infer.timestamps import WordSpan, frame_levels_db, reach_loud, stream_levels_db
 
 HOP_S = 0.005  # loudness hop (s)
 FLOOR_PERCENTILE = 10.0  # the recording's background level: this percentile of its hops
@@ -99,27 +99,12 @@ class Loudness:
             end = min(max(start, math.ceil(word.end_s / step - 1e-6) - 1), len(levels) - 1)
             around = levels[max(low, start - reach): max(min(high, end + reach + 1), end + 1)]
             peak = float(around.max()) if len(around) else float(levels[start])
-            threshold = max(peak + EDGE_DB, floor + EDGE_FLOOR_DB)
-            first = _reach(levels, threshold, start, -1, low - 1, limit, bridge)
-            last = _reach(levels, threshold, end, 1, high, limit, bridge)
+            # the loud mask only where the edges can reach (a long recording has many words)
+            w0, w1 = max(0, start - limit - 1), min(len(levels), end + limit + 2)
+            loud = levels[w0:w1] > max(peak + EDGE_DB, floor + EDGE_FLOOR_DB)
+            first = w0 + reach_loud(loud, start - w0, -1, low - 1 - w0, limit, bridge)
+            last = w0 + reach_loud(loud, end - w0, 1, high - w0, limit, bridge)
             out.append(replace(word, start_s=round(min(word.start_s, first * step), 3),
                                end_s=round(max(word.end_s, (last + 1) * step), 3)))
         return tuple(out)
 
-
-def _reach(levels: npt.NDArray[np.float64], threshold: float, edge: int, direction: int,
-           bound: int, limit: int, bridge: int) -> int:
-    """The furthest hop louder than ``threshold`` from ``edge`` stepping ``direction`` (-1,
-    +1) up to ``bound`` (exclusive) and ``limit`` hops, crossing quieter runs of at most
-    ``bridge`` hops."""
-    best, quiet = edge, 0
-    i = edge + direction
-    while 0 <= i < len(levels) and (bound - i) * direction > 0 and abs(i - edge) <= limit:
-        if levels[i] > threshold:
-            best, quiet = i, 0
-        else:
-            quiet += 1
-            if quiet > bridge:
-                break
-        i += direction
-    return best

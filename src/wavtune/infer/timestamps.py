@@ -164,7 +164,7 @@ def stream_levels_db(blocks: Iterable[npt.NDArray[np.float32]], hop: int
     return out
 
 
-def _reach(loud: npt.NDArray[np.bool_], edge: int, direction: int, bound: int, limit: int,
+def reach_loud(loud: npt.NDArray[np.bool_], edge: int, direction: int, bound: int, limit: int,
            bridge: int) -> int:
     """The furthest loud frame from ``edge`` stepping ``direction`` (-1, +1) up to ``bound``
     (exclusive) and ``limit`` frames, crossing quiet runs of at most ``bridge`` frames."""
@@ -208,8 +208,8 @@ def snap_to_loud(words: Sequence[WordSpan], loud: npt.NDArray[np.bool_], step: f
             else len(loud)
         start = min(math.floor(word.start_s / step + 1e-6), len(loud) - 1)
         end = max(0, math.ceil(word.end_s / step - 1e-6) - 1)  # the word's last frame
-        first = _reach(loud, start, -1, floor, limit, bridge)
-        last = _reach(loud, end, 1, ceiling, limit, bridge)
+        first = reach_loud(loud, start, -1, floor, limit, bridge)
+        last = reach_loud(loud, end, 1, ceiling, limit, bridge)
         out.append(replace(word, start_s=round(min(word.start_s, first * step), 3),
                            end_s=round(max(word.end_s, (last + 1) * step), 3)))
     return tuple(out)
