@@ -1,5 +1,5 @@
 """Forced alignment on real speech: word boundaries and mislabelled-row detection with a run
-trained by the FSDD recipe.
+trained by the FSDD waveform recipe (``examples/fsdd-wav2vec2.yaml``: the figures in the README).
 
 (a) Boundaries: FSDD test clips (several speakers, trimmed of silence by the dataset) joined with
 random pauses between them; each clip's first and last sample are its word's true edges. A word

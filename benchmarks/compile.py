@@ -1,4 +1,5 @@
-"""``train.compile`` (issue 20): the FSDD recipe for a fixed number of steps with and without
+"""``train.compile`` (issue 20): the waveform FSDD recipe
+(``examples/fsdd-wav2vec2.yaml``) for a fixed number of steps with and without
 ``torch.compile``, each side in a fresh process, measured in one run.
 
 Per side: wall time of ``wavtune train`` (set-up and compilation included), the first logging
@@ -30,7 +31,7 @@ sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (
 from machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compile.json"
-RECIPE = ROOT / "examples" / "fsdd.yaml"
+RECIPE = ROOT / "examples" / "fsdd-wav2vec2.yaml"
 FSDD_DATA = ROOT.parent / "data" / "fsdd"
 
 

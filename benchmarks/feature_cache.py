@@ -28,7 +28,7 @@ from machine import machine_info  # noqa: E402
 from wavtune.config import load_config  # noqa: E402
 from wavtune.train.trainer import train  # noqa: E402
 
-RECIPE = ROOT / "examples" / "fsdd-w2v-bert.yaml"
+RECIPE = ROOT / "examples" / "fsdd.yaml"
 
 
 def one_run(data: Path, out: Path, epochs: int, cached: bool, preset: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ the first 100 and after all soak requests, and the same clips transcribed in-pro
 8 training texts (fresh noise): mean/max edge error, and the share of edges within one frame
 stride + 20 ms. The same for the path a perfect model would take (the alignment arithmetic).
 
-    python benchmarks/service.py --run ../runs/fsdd --manifest ../data/fsdd/test.jsonl
+    python benchmarks/service.py --run ../runs/fsdd-wav2vec2 --manifest ../data/fsdd/test.jsonl
     --skip-timestamps
     python benchmarks/service.py --skip-service --merge      # timestamps only (~2 min)
 

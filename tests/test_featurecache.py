@@ -143,3 +143,46 @@ def test_the_benchmark_trains_the_recipe_both_ways(tmp_path: Path) -> None:
     # s_per_epoch is rounded: a tiny run may show 0.0
     assert off["steps"] == on["steps"] >= 1 and on["s_per_epoch"] >= 0
     assert off["dev_wer"] == on["dev_wer"]  # bit-identical inputs, the same seed
+
+
+def test_batches_of_features_carry_the_audio_samples_they_were_computed_from(
+        corpus: list[Utterance], tmp_path: Path) -> None:
+    data = dataset(corpus, fbank())
+    waves = [len(data.model_waveform(i)) for i in range(4)]
+    per_batch = Collator(front_end=fbank())([data[i] for i in range(4)])  # extractor per batch
+    assert data.attach_features(tmp_path, progress=False)
+    cached = Collator(front_end=fbank())([data[i] for i in range(4)])
+    for batch in (per_batch, cached):
+        assert batch.num_audio_samples == sum(waves)  # samples, not the mask's fbank frames
+        assert batch.num_samples < sum(waves) // 100  # 10 ms frames, stacked by 2
+    assert [data[i].num_audio_samples for i in range(4)] == waves
+    assert data.features is not None and list(data.features.samples[:4]) == waves
+    assert cached.to("cpu").num_audio_samples == sum(waves)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_w2v_bert_run_counts_the_seconds_of_audio_it_trained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool) -> None:
+    """audio_s_per_s's numerator: one epoch over the clips is their total duration (the mask
+    counts fbank frames, 1/160 of the samples)."""
+    import soundfile as sf
+
+    from wavtune.train.meter import TrainMeter
+    from wavtune.train.trainer import Trainer
+
+    manifest = write_corpus(tmp_path, WORDS[:4])
+    seconds = sum(sf.info(str(tmp_path / f"utt{i:03d}.wav")).duration for i in range(4))
+    windows: list[float] = []
+    reduce = TrainMeter.reduce
+
+    def spy(self: TrainMeter, *args: Any, **kwargs: Any) -> Any:
+        figures = reduce(self, *args, **kwargs)
+        windows.append(figures.audio_s)
+        return figures
+
+    monkeypatch.setattr(TrainMeter, "reduce", spy)
+    config = load_config(None, [*tiny_overrides(tmp_path, manifest, steps=2),
+                                "model.arch=wav2vec2-bert", "train.train_batch_size=2",
+                                "train.logging_steps=1", f"data.feature_cache={cached}"])
+    Trainer(config, progress=False).fit()
+    assert abs(sum(windows) - seconds) < 1e-3  # 2 steps of 2 clips: the 4 clips once

@@ -36,3 +36,12 @@ def test_padding_by_epoch_and_an_empty_window() -> None:
     assert TrainMeter().epoch_padding(lambda t: t) == {}
     empty = TrainMeter().reduce(lambda t: t, 16000)
     assert empty.loss is None and empty.padding_ratio == 0.0 and empty.audio_s == 0.0
+
+
+def test_audio_seconds_come_from_audio_samples_not_input_positions() -> None:
+    """fbank inputs: the mask counts frames (padding), throughput counts the audio behind them."""
+    meter = TrainMeter()
+    meter.batch(0, real=150, total=200, audio=24_000)  # 150 real frames of 1.5 s at 16 kHz
+    figures = meter.reduce(lambda t: t, sample_rate=16_000)
+    assert figures.audio_s == 1.5 and abs(figures.padding_ratio - 0.25) < 1e-9
+    assert meter.audio_samples == 0  # a new window starts

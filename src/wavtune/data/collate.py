@@ -26,6 +26,8 @@ class Batch:
     class_labels: torch.Tensor | None = None  # [batch, heads] int64, IGNORE_INDEX: no label
     dropped: tuple[tuple[str, str], ...] = ()  # (id, reason) of clips that failed to decode
     input_name: str = "input_values"  # the model keyword of input_values (or input_features)
+    # real audio samples behind the inputs (None: the mask counts samples, waveform inputs)
+    audio_samples: int | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
@@ -36,6 +38,7 @@ class Batch:
             None if self.class_labels is None else self.class_labels.to(device),
             self.dropped,
             self.input_name,
+            self.audio_samples,
         )
 
     def pin_memory(self) -> Batch:
@@ -48,6 +51,7 @@ class Batch:
             None if self.class_labels is None else self.class_labels.pin_memory(),
             self.dropped,
             self.input_name,
+            self.audio_samples,
         )
 
     def model_inputs(
@@ -65,6 +69,12 @@ class Batch:
     def num_samples(self) -> int:
         """Real (unpadded) input positions in the batch (samples, or fbank frames)."""
         return int(self.attention_mask.sum())
+
+    @property
+    def num_audio_samples(self) -> int:
+        """Real audio samples the batch holds, at the model's rate: what throughput counts (for
+        fbank inputs the samples the features were computed from, not their frames)."""
+        return self.num_samples if self.audio_samples is None else self.audio_samples
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,8 @@ class Collator:
         if examples[0].class_labels:
             class_labels = torch.tensor([e.class_labels for e in examples], dtype=torch.long)
         return Batch(tuple(e.id for e in examples), inputs, mask, labels, class_labels,
-                     input_name=self.front_end.input_name)
+                     input_name=self.front_end.input_name,
+                     audio_samples=sum(e.num_audio_samples for e in examples))
 
     def _pad_audio(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """Model inputs and mask of waveform examples, through the front end."""

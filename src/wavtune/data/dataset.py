@@ -31,6 +31,13 @@ class Example:
     class_labels: tuple[int, ...] = ()  # one class id per label set; labels.NO_LABEL when absent
     # cached features: input_values is [frames, dims] and this many frames are real (None: audio)
     real_frames: int | None = None
+    # cached features: the audio samples they were computed from (None: input_values is audio)
+    audio_samples: int | None = None
+
+    @property
+    def num_audio_samples(self) -> int:
+        """Samples of audio (at the model's rate) behind this input, before any featurisation."""
+        return len(self.input_values) if self.audio_samples is None else self.audio_samples
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ class SpeechDataset(Dataset[Example]):
         utt = self.utterances[index]
         if self.features is not None and self.augment is None:
             feats, real = self.features[index]
-            return Example(utt.id, feats, self.token_ids(index), self.class_labels(index), real)
+            return Example(utt.id, feats, self.token_ids(index), self.class_labels(index), real,
+                           int(self.features.samples[index]))
         wave = self.model_waveform(index)
         return Example(utt.id, wave, self.token_ids(index), self.class_labels(index))
 

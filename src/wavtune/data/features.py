@@ -13,6 +13,7 @@ Layout of one cache (a folder named ``features-<key>`` beside the audio caches):
       features.f32  every clip's stacked frames, float32 [frames, dims], back to back
       offsets.npy   int64 [clips + 1]: clip i is frames offsets[i]:offsets[i + 1]
       real.npy      int64 [clips]: frames the extractor's attention mask marks as real
+      samples.npy   int64 [clips]: audio samples (at the model's rate) each clip's frames are of
       meta.json     key, settings, dims, clip count, build time, failed clips (written last)
 
 The key hashes the audio cache's key (rows by file identity, and the sample rate) with the
@@ -46,10 +47,11 @@ from wavtune.data.manifest import Utterance
 
 log = logging.getLogger("wavtune")
 
-FEATURES_VERSION = 1  # bump when the file layout or the computation changes
+FEATURES_VERSION = 2  # bump when the file layout or the computation changes
 FEATURES_FILE = "features.f32"
 OFFSETS_FILE = "offsets.npy"
 REAL_FILE = "real.npy"
+SAMPLES_FILE = "samples.npy"
 META_FILE = "meta.json"
 VALUE_BYTES = 4  # float32
 # extractor config fields that do not change a clip's features
@@ -96,6 +98,7 @@ def feature_key(utterances: Sequence[Utterance], sample_rate: int,
 
 class FeatureCache:
     """Read access to a built cache: ``cache[i]`` is clip i's (features [frames, dims], real
+    frames), ``samples[i]`` the audio samples behind them (training counts audio seconds, not
     frames); a clip whose audio failed to decode raises AudioError. Reads by offset from a file
     handle opened lazily per process (DataLoader workers), like the audio cache."""
 
@@ -105,13 +108,14 @@ class FeatureCache:
             self.meta: dict[str, Any] = json.loads((self.folder / META_FILE).read_text("utf-8"))
             self.offsets = np.load(self.folder / OFFSETS_FILE)  # int64 [clips + 1]
             self.real = np.load(self.folder / REAL_FILE)  # int64 [clips]
+            self.samples = np.load(self.folder / SAMPLES_FILE)  # int64 [clips]
         except (OSError, ValueError) as e:
             raise CacheError(f"{self.folder}: not a complete feature cache ({e})") from None
         self.dims = int(self.meta.get("dims", 0))
         data = self.folder / FEATURES_FILE
         size = data.stat().st_size if data.is_file() else -1
         if (len(self.offsets) != int(self.meta.get("clips", -1)) + 1
-                or len(self.real) != len(self.offsets) - 1
+                or len(self.real) != len(self.offsets) - 1 or len(self.samples) != len(self.real)
                 or size != int(self.offsets[-1]) * self.dims * VALUE_BYTES):
             raise CacheError(f"{self.folder}: feature cache is truncated or corrupt ({size} bytes "
                              f"for {int(self.offsets[-1])} frames of {self.dims})")
@@ -177,6 +181,7 @@ def build_features(folder: Path, clips: int, waveform: Callable[[int], Waveform]
     tmp.mkdir(parents=True)
     offsets = np.zeros(clips + 1, dtype=np.int64)
     real = np.zeros(clips, dtype=np.int64)
+    samples = np.zeros(clips, dtype=np.int64)
     failed: dict[str, str] = {}
     dims = 0
     start = time.perf_counter()
@@ -184,7 +189,9 @@ def build_features(folder: Path, clips: int, waveform: Callable[[int], Waveform]
         for i in tqdm(range(clips), desc="caching features", unit="clip", disable=not progress,
                       dynamic_ncols=True):
             try:
-                feats, real[i] = extract(waveform(i))
+                wave = waveform(i)
+                feats, real[i] = extract(wave)
+                samples[i] = len(wave)
             except AudioError as e:  # stored empty; reading it raises the same error
                 failed[str(i)], feats = str(e), np.zeros((0, dims), dtype=np.float32)
             dims = dims or feats.shape[1]
@@ -192,6 +199,7 @@ def build_features(folder: Path, clips: int, waveform: Callable[[int], Waveform]
             offsets[i + 1] = offsets[i] + len(feats)
     np.save(tmp / OFFSETS_FILE, offsets)
     np.save(tmp / REAL_FILE, real)
+    np.save(tmp / SAMPLES_FILE, samples)
     meta = {**(about or {}), "version": FEATURES_VERSION, "clips": clips, "dims": dims,
             "frames": int(offsets[-1]), "build_s": round(time.perf_counter() - start, 2),
             "failed": failed}

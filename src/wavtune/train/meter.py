@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from wavtune.data.collate import Batch
+
 Reducer = Callable[[torch.Tensor], torch.Tensor]  # sums a 1-D tensor over processes
 
 
@@ -32,19 +34,28 @@ class TrainMeter:
 
     loss_sum: float = 0.0
     loss_n: int = 0
-    real_samples: int = 0
+    real_samples: int = 0  # real input positions (samples, or fbank frames)
     padded_samples: int = 0
+    audio_samples: int = 0  # real audio samples at the model's rate (throughput)
     data_wait_s: float = 0.0
     window_start: float = field(default_factory=time.perf_counter)
     epoch_samples: dict[int, list[int]] = field(default_factory=dict)  # epoch -> [real, total]
 
-    def batch(self, epoch: int, real: int, total: int) -> None:
-        """Count one micro-batch: ``real`` unpadded samples of ``total`` (= batch x longest)."""
+    def batch(self, epoch: int, real: int, total: int, audio: int | None = None) -> None:
+        """Count one micro-batch: ``real`` unpadded input positions of ``total`` (= batch x
+        longest), and its ``audio`` samples at the model's rate (None: ``real`` are samples;
+        fbank inputs count frames as positions but audio as samples)."""
         self.real_samples += real
+        self.audio_samples += real if audio is None else audio
         self.padded_samples += total
         sums = self.epoch_samples.setdefault(epoch, [0, 0])
         sums[0] += real
         sums[1] += total
+
+    def count(self, epoch: int, batch: Batch) -> None:
+        """Count one collated micro-batch of ``epoch`` (its mask's positions, its audio)."""
+        self.batch(epoch, batch.num_samples, batch.attention_mask.numel(),
+                   batch.num_audio_samples)
 
     def loss(self, value: float) -> None:
         self.loss_sum += value
@@ -59,11 +70,12 @@ class TrainMeter:
         now = time.perf_counter()
         wall = max(now - self.window_start, 1e-9)
         local = torch.tensor([self.loss_sum, self.loss_n, self.real_samples, self.padded_samples,
-                              self.data_wait_s / wall, 1.0], dtype=torch.float64)
-        loss_sum, loss_n, real, total, share, processes = sum_over_processes(local).tolist()
+                              self.audio_samples, self.data_wait_s / wall, 1.0],
+                             dtype=torch.float64)
+        loss_sum, loss_n, real, total, audio, share, processes = sum_over_processes(local).tolist()
         self.loss_sum, self.loss_n, self.real_samples, self.padded_samples = 0.0, 0, 0, 0
-        self.data_wait_s, self.window_start = 0.0, now
-        return WindowFigures(loss_sum / loss_n if loss_n else None, real / sample_rate,
+        self.audio_samples, self.data_wait_s, self.window_start = 0, 0.0, now
+        return WindowFigures(loss_sum / loss_n if loss_n else None, audio / sample_rate,
                              1.0 - real / total if total else 0.0, share / processes)
 
     def epoch_padding(self, sum_over_processes: Reducer) -> dict[int, float]:

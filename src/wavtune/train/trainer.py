@@ -299,7 +299,7 @@ class Trainer:
             i, waited = start, time.perf_counter()
             for batch in batches:
                 self.meter.waited(time.perf_counter() - waited)
-                self.meter.batch(epoch, batch.num_samples, batch.attention_mask.numel())
+                self.meter.count(epoch, batch)
                 yield epoch, i, batch
                 i, waited = i + 1, time.perf_counter()
             self.state = replace(self.state, epoch=epoch + 1, batches_done=0)
