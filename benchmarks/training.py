@@ -6,7 +6,8 @@ linear warm-up schedule, gradient clipping and epochs on the same data, on the s
 - **stock**: ``transformers.Trainer`` + a padding collator (like ``DataCollatorCTCWithPadding``) +
   its default random sampler + audio decoded with soundfile and resampled in ``__getitem__``;
 - **wavtune**: ``wavtune.train.trainer.Trainer`` with the audio cache (built during the timed run),
-  duration-bucketed batches and DataLoader workers.
+  duration-bucketed batches, loading in the training process (its default, ``data.num_workers:
+  0``: with the cache, a loader process only competes with the compute threads on a small CPU).
 
 Corpora: FSDD (real speech, 0.2-2 s) and a synthetic tone corpus with a wide duration spread
 (0.3-10 s, log-uniform, written at 16 kHz so both sides resample); with ``--only base``, the
@@ -67,7 +68,7 @@ class SideSpec:
     epochs: int
     batch_size: int  # stock: clips per batch; wavtune: the seconds budget is this many mean clips
     learning_rate: float
-    workers: int = 1  # wavtune DataLoader workers (stock: transformers' default, 0)
+    workers: int = 0  # wavtune DataLoader workers (stock: transformers' default, 0)
     seed: int = 0
     max_steps: int = 0  # > 0: both sides stop after this many optimizer steps
     precision: str = "no"  # mixed precision on both sides: no, bf16 or fp16
@@ -595,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fsdd", default=str(ROOT.parent / "shared" / "data" / "fsdd"),
                         help="raw FSDD folder, prepared when no manifests are found")
     parser.add_argument("--out", default=str(RESULTS), help="JSON results file")
-    parser.add_argument("--workers", type=int, default=1, help="wavtune DataLoader workers")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="wavtune DataLoader workers (default 0, its own default)")
     parser.add_argument("--learning-rate", type=float, default=1.5e-3)
     parser.add_argument("--work", help="work folder (default: a temporary one)")
     parser.add_argument("--only", default="fsdd,synthetic,rss",

@@ -80,6 +80,7 @@ def _data_model_rules(config: Config) -> list[tuple[bool, str]]:
     return [
         (config.data.num_workers >= 0, "data.num_workers: must be >= 0"),
         (config.data.prefetch_factor >= 1, "data.prefetch_factor: must be >= 1"),
+        (config.train.num_threads >= 0, "train.num_threads: must be >= 0 (0: one per free core)"),
         (config.data.cache_threads >= 0, "data.cache_threads: must be >= 0 (0: one per core)"),
         (0.0 <= config.data.eval_from_train < 1.0, "data.eval_from_train: must be in [0, 1)"),
         (0.0 < config.data.train_fraction <= 1.0,

@@ -183,6 +183,9 @@ class TrainConfig:
     compile: bool = False
     compile_pad_s: float = 0.25
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch compute threads; 0: one per core that is free (affinity, cgroup quota, less cores
+    # busy with other work at start), or OMP_NUM_THREADS when set (torchrun sets it to 1)
+    num_threads: int = 0
     # live curves in these trackers, each an extra (pip install 'wavtune[tensorboard]'); files
     # under RUN/tracking/
     report_to: list[Tracker] = field(default_factory=list)

@@ -20,6 +20,7 @@ from wavtune.model.build import set_encoder_frozen
 from wavtune.run.directory import RunDir
 from wavtune.train.checkpoint import TrainerState, resume_checkpoint
 from wavtune.train.schedule import Schedule
+from wavtune.train.threads import apply_threads, plan_threads
 from wavtune.train.trackers import TRACKING_FOLDER, check_trackers
 
 log = logging.getLogger("wavtune")
@@ -45,9 +46,10 @@ def run_precision(train: TrainConfig) -> tuple[bool, str]:
     return use_cpu, precision
 
 
-def make_accelerator(train: TrainConfig, find_unused_parameters: bool) -> Any:
+def make_accelerator(train: TrainConfig, find_unused_parameters: bool, workers: int = 0) -> Any:
     """An ``accelerate.Accelerator`` for this process (one of several under torchrun), with the
-    trackers of ``train.report_to`` (started by :func:`wavtune.train.trackers.start_trackers`)."""
+    trackers of ``train.report_to`` (started by :func:`wavtune.train.trackers.start_trackers`),
+    and torch's compute threads sized to the free cores beside ``workers`` loader processes."""
     from accelerate import Accelerator
     from accelerate.utils import (
         DistributedDataParallelKwargs,
@@ -56,6 +58,7 @@ def make_accelerator(train: TrainConfig, find_unused_parameters: bool) -> Any:
     )
 
     check_trackers(train.report_to)  # a missing extra stops the run before any work
+    apply_threads(plan_threads(train.num_threads, workers))
     use_cpu, precision = run_precision(train)
     tracking = Path(train.output_dir) / TRACKING_FOLDER
     return Accelerator(
