@@ -561,8 +561,8 @@ def table(results: dict[str, Any]) -> str:
         if ttt:
             lines.insert(0, f"time to dev WER {ttt['target_wer']} ({name}): stock "
                             f"{ttt['stock_s']} s, stock grouped {ttt['stock_grouped_s']} s, "
-                            f"wavtune {ttt['wavtune_s']} s (None: not reached in "
-                            f"{ttt['max_epochs']} epochs); ratio {ttt['ratio']}\n")
+                            f"wavtune {ttt['wavtune_s']} s; ratio {ttt['ratio']} (a time "
+                            f"of None: not reached within {ttt['max_epochs']} epochs)\n")
         if "stock" not in r:
             continue
         for side in ("stock", "wavtune"):
