@@ -1,5 +1,7 @@
 """Forced alignment on real speech: word boundaries and mislabelled-row detection with a run
-trained by the FSDD waveform recipe (``examples/fsdd-wav2vec2.yaml``: the figures in the README).
+trained by the FSDD alignment recipe (``examples/fsdd-align.yaml``: the figures in the README;
+``benchmarks/results/alignment-fsdd-wav2vec2*.json`` hold those of the waveform recipe, whose
+model never heard two words in a row).
 
 (a) Boundaries: FSDD test clips (several speakers, trimmed of silence by the dataset) joined with
 random pauses between them; each clip's first and last sample are its word's true edges. A word

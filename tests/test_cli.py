@@ -10,7 +10,8 @@ from factories import write_corpus
 
 from wavtune.cli.main import build_parser, main
 
-SUBCOMMANDS = ("train", "evaluate", "transcribe", "prepare", "check-data", "synth", "demo")
+SUBCOMMANDS = ("train", "evaluate", "transcribe", "prepare", "check-data", "join", "synth",
+               "demo")
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

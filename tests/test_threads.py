@@ -109,7 +109,7 @@ def test_the_training_engine_applies_the_plan(tmp_path: Path) -> None:
                                 "train.device=cpu"])
     before = torch.get_num_threads()
     try:
-        make_accelerator(config.train, False, config.data.num_workers)
+        make_accelerator(config, False)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -1,4 +1,4 @@
-"""``wavtune prepare``, ``check-data`` and ``synth``: the data tools' subcommands.
+"""``wavtune prepare``, ``check-data``, ``join`` and ``synth``: the data tools' subcommands.
 
 Part of the command line (only CLI modules read argv); the library calls live in corpora,
 checks and synth.
@@ -23,6 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     """Register the data tools' subcommands on the ``wavtune`` parser."""
     _add_prepare(sub)
     _add_check_data(sub)
+    _add_join(sub)
     _add_synth(sub)
 
 
@@ -74,6 +75,53 @@ def _add_check_data(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--strict-paths", action="store_true",
                    help="reject audio paths outside the manifest's folder tree")
     p.set_defaults(func=cmd_check_data)
+
+
+def _add_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "join", help="add connected-speech rows: random clips joined by pauses",
+        description="Write OUT/<MANIFEST name>: MANIFEST's rows, then --rows new ones, each 2-3 "
+                    "random clips of it joined by noise-filled pauses (audio in OUT/joined/, "
+                    "transcripts joined by --separator). Models trained on one word per clip "
+                    "learn word boundaries from them, which forced alignment needs.")
+    p.add_argument("manifest", help="source manifest (every row needs a transcript)")
+    p.add_argument("out", help="folder for the new manifest and OUT/joined/")
+    p.add_argument("--rows", type=int, required=True, help="joined rows to add")
+    p.add_argument("--clips", type=_int_range, default=(2, 3), metavar="LOW-HIGH",
+                   help="clips per joined row (default 2-3)")
+    p.add_argument("--pause-s", type=_float_range, default=(0.05, 0.6), metavar="LOW-HIGH",
+                   help="pause between two clips in seconds (default 0.05-0.6)")
+    p.add_argument("--edge-s", type=_float_range, default=(0.05, 0.3), metavar="LOW-HIGH",
+                   help="silence before the first and after the last clip (default 0.05-0.3)")
+    p.add_argument("--pause-db", type=float, default=-70.0,
+                   help="RMS of the white noise in pauses, dBFS (default -70)")
+    p.add_argument("--same-speaker", action="store_true",
+                   help="join only clips of one speaker (rows need a speaker column)")
+    p.add_argument("--separator", default=" ", help="between transcripts (default a space)")
+    p.add_argument("--only-joined", action="store_true",
+                   help="write only the joined rows, not the source rows before them")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_join)
+
+
+def _int_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH integers, e.g. 2-3"
+                                         ) from None
+
+
+def _float_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        return float(low), float(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH seconds, e.g. 0.05-0.6"
+                                         ) from None
 
 
 def _add_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -194,6 +242,20 @@ def _print_misaligned(found: MisalignReport, max_rows: int) -> None:
               f"model hears {m.hypothesis!r} (CER {m.cer:.2f})")
     for r in found.unaligned[:max_rows]:
         print(f"warning: {r.where}: cannot be aligned: {r.error}")
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from wavtune.data.joining import JoinOptions, join_manifest
+
+    options = JoinOptions(rows=args.rows, clips=args.clips, pause_s=args.pause_s,
+                          edge_s=args.edge_s, pause_db=args.pause_db,
+                          same_speaker=args.same_speaker, separator=args.separator,
+                          seed=args.seed)
+    result = join_manifest(args.manifest, args.out, options, only_joined=args.only_joined,
+                           overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{result.manifest}: {result.source_rows} source rows + {result.joined_rows} joined "
+          f"rows ({result.joined_audio_s / 60:.1f} min of joined audio)")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

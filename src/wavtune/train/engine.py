@@ -46,10 +46,10 @@ def run_precision(train: TrainConfig) -> tuple[bool, str]:
     return use_cpu, precision
 
 
-def make_accelerator(train: TrainConfig, find_unused_parameters: bool, workers: int = 0) -> Any:
+def make_accelerator(config: Config, find_unused_parameters: bool) -> Any:
     """An ``accelerate.Accelerator`` for this process (one of several under torchrun), with the
     trackers of ``train.report_to`` (started by :func:`wavtune.train.trackers.start_trackers`),
-    and torch's compute threads sized to the free cores beside ``workers`` loader processes."""
+    and torch's compute threads sized to the free cores beside the DataLoader workers."""
     from accelerate import Accelerator
     from accelerate.utils import (
         DistributedDataParallelKwargs,
@@ -57,8 +57,9 @@ def make_accelerator(train: TrainConfig, find_unused_parameters: bool, workers: 
         ProjectConfiguration,
     )
 
+    train = config.train
     check_trackers(train.report_to)  # a missing extra stops the run before any work
-    apply_threads(plan_threads(train.num_threads, workers))
+    apply_threads(plan_threads(train.num_threads, config.data.num_workers))
     use_cpu, precision = run_precision(train)
     tracking = Path(train.output_dir) / TRACKING_FOLDER
     return Accelerator(

@@ -135,7 +135,7 @@ class PretrainTrainer(Trainer):
         # DDP must allow parameters that get no gradient in a step: not every parameter of a
         # pre-training model takes part in every step's loss, and without it two processes
         # stop at the second step (tests/test_pretrain_distributed.py)
-        self.accelerator = make_accelerator(t, True, config.data.num_workers)
+        self.accelerator = make_accelerator(config, True)
         self.is_main = self.accelerator.is_main_process
         set_seed(t.seed)
         self.run = open_run(config, self.accelerator, resume)

@@ -91,8 +91,7 @@ class Trainer:
 
         self.config, self.progress = config, progress
         t = config.train
-        self.accelerator = make_accelerator(t, config.model.freeze_encoder_steps > 0,
-                                            config.data.num_workers)
+        self.accelerator = make_accelerator(config, config.model.freeze_encoder_steps > 0)
         self.is_main = self.accelerator.is_main_process
         set_seed(t.seed)  # before the model is built: its initial weights follow the seed
         self.run = open_run(config, self.accelerator, resume)
