@@ -60,6 +60,7 @@ def row_of_run(arch: str, run: Path, recipe: str, wall_s: float | None = None) -
     test, dev = metrics.get("test") or {}, metrics.get("eval") or {}
     return {"family": arch, "recipe": recipe, "preset": config["model"].get("preset"),
             "params": metrics["params"]["total"], "epochs": config["train"]["num_epochs"],
+            "learning_rate": config["train"]["learning_rate"],
             "test_wer": round(test["wer"], 4), "test_cer": round(test["cer"], 4),
             "dev_wer": round(dev["wer"], 4) if dev else None,
             "train_s": metrics["train_runtime_s"],

@@ -56,6 +56,7 @@ def test_a_tiny_run_writes_its_row_and_a_failed_family_its_error(
     assert row["recipe"] == "examples/fsdd-wav2vec2.yaml"
     assert 0 <= row["test_wer"] and 0 <= row["test_cer"] and row["train_s"] > 0
     assert row["params"] > 0 and (work / "hubert" / "metrics.json").is_file()
+    assert row["learning_rate"] == 1.5e-3  # the recipe's, unless --set changes it
     # a setting the family cannot take: the row says why; the earlier row is kept
     assert bench.main([*common, "--families", "sew", "--set", *TINY,
                        "model.overrides.conv_stride=[5,4]"]) == 0
