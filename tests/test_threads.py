@@ -72,6 +72,8 @@ def test_auto_takes_the_free_cores_and_keeps_omp_num_threads(
     omp = plan_threads(0, 0, env={"OMP_NUM_THREADS": "1"}, busy=0.0)
     assert (omp.threads, omp.source) == (1, "OMP_NUM_THREADS")
     assert plan_threads(2, 0, env={"OMP_NUM_THREADS": "1"}, busy=0.0).threads == 2
+    # two processes of one job on these 4 cores: 2 threads each, not 4
+    assert plan_threads(0, 0, env={"LOCAL_WORLD_SIZE": "2"}, busy=0.0).threads == 2
 
 
 def test_oversubscription_warns_with_the_setting_to_change() -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from wavtune.checks.report import DataReport
     from wavtune.data.manifest import Utterance
     from wavtune.infer.mislabel import MisalignReport
+
+T = TypeVar("T", int, float)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -106,22 +108,21 @@ def _add_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_join)
 
 
-def _int_range(text: str) -> tuple[int, int]:
+def _parse_range(text: str, cast: Callable[[str], T], what: str) -> tuple[T, T]:
+    """``LOW-HIGH`` (or one value for both) as a pair of ``cast`` values."""
     low, _, high = text.partition("-")
     try:
-        return int(low), int(high or low)
+        return cast(low), cast(high or low)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH integers, e.g. 2-3"
-                                         ) from None
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH {what}") from None
+
+
+def _int_range(text: str) -> tuple[int, int]:
+    return _parse_range(text, int, "integers, e.g. 2-3")
 
 
 def _float_range(text: str) -> tuple[float, float]:
-    low, _, high = text.partition("-")
-    try:
-        return float(low), float(high or low)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW-HIGH seconds, e.g. 0.05-0.6"
-                                         ) from None
+    return _parse_range(text, float, "seconds, e.g. 0.05-0.6")
 
 
 def _add_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

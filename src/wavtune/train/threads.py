@@ -120,7 +120,8 @@ def busy_cores(interval_s: float = SAMPLE_S, stat: Path = Path("/proc/stat")) ->
 def plan_threads(requested: int, workers: int, env: Mapping[str, str] | None = None,
                  busy: float | None = None) -> ThreadPlan:
     """The plan for ``train.num_threads`` = ``requested`` (0: one per free core) beside
-    ``workers`` DataLoader processes; ``OMP_NUM_THREADS``, when set, is kept as the user's choice
+    ``workers`` DataLoader processes, shared with the job's other processes on this machine
+    (``LOCAL_WORLD_SIZE``); ``OMP_NUM_THREADS``, when set, is kept as the user's choice
     (torchrun sets it to 1 for each process) unless ``requested`` overrides it."""
     env = os.environ if env is None else env
     usable = usable_cores()
@@ -130,8 +131,11 @@ def plan_threads(requested: int, workers: int, env: Mapping[str, str] | None = N
         return ThreadPlan(usable, busy, requested, workers, "train.num_threads")
     if omp.isdigit() and int(omp) > 0:
         return ThreadPlan(usable, busy, int(omp), workers, "OMP_NUM_THREADS")
+    # processes of one job on this machine (torchrun, accelerate launch) share its free cores;
+    # they start together, so none of them sees the others busy yet
+    local = max(1, int(env.get("LOCAL_WORLD_SIZE", "1") or 1))
     plan = ThreadPlan(usable, busy, 1, workers, "auto")
-    return ThreadPlan(usable, busy, plan.free, workers, "auto")
+    return ThreadPlan(usable, busy, max(1, plan.free // local), workers, "auto")
 
 
 def apply_threads(plan: ThreadPlan) -> None:
