@@ -6,12 +6,14 @@ silence, so the acoustics determine the text exactly and a small CTC model can o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -97,3 +99,19 @@ def torchrun(*argv: str, settings: Sequence[str] = (), timeout: float = 300) -> 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)
     assert done.returncode == 0, done.stderr[-4000:]
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (the folder is no package), its siblings
+    (machine.py, onnx_variants.py) importable."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

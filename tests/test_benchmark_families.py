@@ -3,28 +3,20 @@ row, rows merged across invocations and a finished run recorded as it is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from factories import VARIED, WORDS, write_corpus
+from factories import VARIED, WORDS, load_benchmark, write_corpus
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "families.py"
 # the tiny preset with the waveform recipe's four conv layers (its 8 kHz strides 5*4*4*2)
 TINY = ["model.preset=tiny", "model.overrides.conv_dim=[32,32,32,32]",
         "train.train_batch_size=4", "train.logging_steps=1"]
 
 
 def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_families", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("families")
 
 
 def test_arguments_name_the_families_and_reject_unknown_ones(

@@ -3,26 +3,18 @@ backend in every batching mode, and the machine it ran on in the JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from factories import load_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _benchmark() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # its machine.py and onnx_variants.py
-    spec = importlib.util.spec_from_file_location("benchmark_inference",
-                                                  BENCHMARKS / "inference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("inference")
 
 
 def test_preset_run_measures_every_variant_and_mode(tmp_path: Path,

@@ -3,24 +3,15 @@ random_init on a share of the labels, and report both test WERs and their ratio.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
-from factories import VARIED, WORDS, write_corpus
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "pretraining.py"
+from factories import VARIED, WORDS, load_benchmark, write_corpus
 
 
 def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_pretraining", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pretraining")
 
 
 def test_benchmark_reports_both_starts_and_their_ratio(tmp_path: Path) -> None:

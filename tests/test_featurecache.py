@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from factories import VARIED, WORDS, tiny_overrides, write_corpus
+from factories import VARIED, WORDS, load_benchmark, tiny_overrides, write_corpus
 from transformers import SeamlessM4TFeatureExtractor
 
 from wavtune.config import load_config
@@ -127,15 +127,7 @@ def test_a_w2v_bert_run_reads_its_features_from_the_cache(
 
 
 def test_the_benchmark_trains_the_recipe_both_ways(tmp_path: Path) -> None:
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "feature_cache.py"
-    spec = importlib.util.spec_from_file_location("benchmark_feature_cache", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("feature_cache")
     write_corpus(tmp_path / "data", VARIED)
     off, on = (bench.one_run(tmp_path / "data", tmp_path / f"run-{cached}", 1, cached, "tiny")
                for cached in (False, True))
