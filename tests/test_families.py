@@ -59,7 +59,8 @@ def test_unknown_family_and_preset_name_the_choices() -> None:
         build_model(Config(model=ModelConfig(preset="huge")), Vocabulary.build(["ab"]))
 
 
-CLIP_LENGTHS = (8_000, 11_000, 16_000)  # samples at 16 kHz: every clip but the longest is padded
+CLIP_LENGTHS = (8_000, 11_000, 12_000, 16_000)  # samples at 16 kHz: all but the longest padded;
+# 12,000 samples make 37 frames: an odd count, which SEW's squeeze pooling pairs with padding
 
 
 @pytest.mark.parametrize("arch,overrides", [
@@ -108,7 +109,7 @@ def test_registry_says_which_families_batch_alone() -> None:
         built = build_model(Config(model=ModelConfig(preset="tiny", arch=arch,
                                                      overrides=dict(overrides))), vocab)
         return built.front_end.padding_sensitive
-    assert sensitive("wav2vec2-conformer")
+    assert sensitive("wav2vec2-conformer") and sensitive("sew") and sensitive("sew-d")
     assert sensitive("wav2vec2", feat_extract_norm="group", do_stable_layer_norm=False)
     assert not sensitive("wav2vec2") and not sensitive("hubert") and not sensitive("wav2vec2-bert")
 

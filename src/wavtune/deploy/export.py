@@ -133,11 +133,13 @@ def require_onnxruntime() -> Any:
 
 
 def probe_audio(sample_rate: int, seed: int = 0) -> list[Waveform]:
-    """Three clips (1.3, 2.7, 4.1 s) of tone bursts and chirps over noise: deterministic input
+    """Three clips (1.3, 2.71, 4.1 s) of tone bursts and chirps over noise: deterministic input
     with energy in the speech band, of different lengths so a batch has padding."""
     rng = np.random.default_rng(seed)
     clips = []
-    for seconds in (1.3, 2.7, 4.1):
+    # 2.71 s: an odd frame count at 20 ms frames (135; the others' are even), so the trace (the
+    # first two clips, padded) runs SEW's branch that pads an odd count back after upsampling
+    for seconds in (1.3, 2.71, 4.1):
         t = np.arange(int(seconds * sample_rate)) / sample_rate
         wave = 0.01 * rng.standard_normal(len(t))
         for _ in range(int(seconds * 4)):

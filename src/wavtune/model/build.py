@@ -35,6 +35,7 @@ from wavtune.data.frontend import FrontEnd
 from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
 from wavtune.model.families import (
+    FAMILIES,
     ModelError,
     families_for,
     family,
@@ -171,8 +172,7 @@ def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_enco
 def build_model(config: Config, vocab: Vocabulary | None,
                 label_sets: Sequence[LabelSet] = ()) -> BuiltModel:
     """The model ``config.task`` calls for, heads sized to ``vocab`` and ``label_sets``."""
-    if not config.model.name_or_path:
-        family(config.model.arch).check_task(config.task)
+    check_task_of(config)
     if config.task == "ctc":
         if vocab is None:
             raise ModelError("task ctc needs a vocabulary")
@@ -180,6 +180,22 @@ def build_model(config: Config, vocab: Vocabulary | None,
     if config.task == "classify" and config.heads.pooling == "mean":
         return build_classifier(config.model, config.heads, label_sets[0])
     return build_multitask_model(config.model, config.heads, vocab, label_sets)
+
+
+def check_task_of(config: Config) -> None:
+    """FamilyError before any weights load when the model's family (``model.arch``, or the
+    ``model_type`` in a pre-trained folder's config) cannot train ``config.task``."""
+    cfg = config.model
+    if not cfg.name_or_path:
+        family(cfg.arch).check_task(config.task)
+        return
+    try:  # config.json only; a folder that cannot load gets the builder's own error
+        found = AutoConfig.from_pretrained(cfg.name_or_path)
+    except (OSError, ValueError):
+        return
+    known = FAMILIES.get(str(getattr(found, "model_type", "")))
+    if known is not None:
+        known.check_task(config.task)
 
 
 def optional_fields(cfg: ModelConfig) -> dict[str, Any]:

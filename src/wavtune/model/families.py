@@ -220,8 +220,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("wavlm"),
     # its stacked positional convolutions carry padded frames into real ones
     Family("data2vec-audio", pads_into_outputs=True),
-    Family("sew"),
-    Family("sew-d"),
+    # squeeze pooling (2 frames into 1) and upsampling: a padded clip's last frame, when its
+    # frame count is odd, comes from a pooled pair half of padding (alone: zeros after it)
+    Family("sew", pads_into_outputs=True),
+    Family("sew-d", pads_into_outputs=True),
     Family("unispeech", pretraining_class="UniSpeechForPreTraining"),
     Family("unispeech-sat", pretraining_class="UniSpeechSatForPreTraining"),
 )}
