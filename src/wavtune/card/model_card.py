@@ -110,7 +110,10 @@ def model_description(facts: RunFacts) -> list[str]:
     lines.append(f"- Initialisation: {'pre-trained `' + base + '`' if base else 'random'}"
                  + ("; feature encoder frozen" if config.model.freeze_feature_encoder else "")
                  + (f"; encoder frozen for the first {config.model.freeze_encoder_steps} steps"
-                    if config.model.freeze_encoder_steps else "") + ".")
+                    if config.model.freeze_encoder_steps else "")
+                 + ("; dropout, LayerDrop and SpecAugment off for the first "
+                    f"{config.train.regularize_after_steps} steps"
+                    if config.train.regularize_after_steps else "") + ".")
     if str(config.task) in ("ctc", "multitask"):
         unit = facts.metrics.unit or config.text.unit
         size_v = facts.metrics.vocab_size or len(model.tokens) or None

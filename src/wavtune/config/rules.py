@@ -55,6 +55,8 @@ def _range_rules(config: Config) -> list[tuple[bool, str]]:
         (0 <= t.adam_beta1 < 1 and 0 <= t.adam_beta2 < 1, "train.adam_beta1/2: must be in [0, 1)"),
         (t.adam_epsilon > 0, f"train.adam_epsilon: must be > 0, got {t.adam_epsilon}"),
         (t.warmup_steps >= 0, f"train.warmup_steps: must be >= 0, got {t.warmup_steps}"),
+        (t.regularize_after_steps >= 0,
+         f"train.regularize_after_steps: must be >= 0, got {t.regularize_after_steps}"),
         (t.num_epochs > 0 or t.max_steps > 0, "train.num_epochs or train.max_steps must be > 0"),
         (t.eval_steps >= 1, f"train.eval_steps: must be >= 1, got {t.eval_steps}"),
         (t.logging_steps >= 1, f"train.logging_steps: must be >= 1, got {t.logging_steps}"),

@@ -173,6 +173,9 @@ class TrainConfig:
         C.DEFAULT_METRIC
     )  # wer, cer, loss; accuracy, macro_f1, speaker_accuracy...
     max_grad_norm: float = C.DEFAULT_MAX_GRAD_NORM
+    # dropout, LayerDrop and SpecAugment off for the first N optimizer steps, then at their set
+    # values: from random init a CTC model leaves its all-blank plateau sooner without them
+    regularize_after_steps: int = 0
     # stop with a diagnosis after this many optimizer steps in a row skipped for NaN/inf
     max_consecutive_nonfinite: int = C.DEFAULT_MAX_CONSECUTIVE_NONFINITE
     max_batch_seconds: float = 0.0  # > 0: batches by total audio duration instead of batch size

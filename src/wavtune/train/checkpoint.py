@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from wavtune.model.regularization import built_values
 from wavtune.run.directory import COMPLETE_MARKER, RunDir, RunError
 from wavtune.train import faults
 
@@ -62,7 +63,8 @@ def save_model(model: PreTrainedModel, directory: str | Path) -> None:
     enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model.save_pretrained(str(directory), safe_serialization=True)
+        with built_values(model):  # train.regularize_after_steps: the configured rates
+            model.save_pretrained(str(directory), safe_serialization=True)
     finally:
         if enabled:
             hf_logging.enable_progress_bar()

@@ -27,6 +27,7 @@ from wavtune.data.collate import Batch
 from wavtune.data.labels import LabelSet
 from wavtune.model.build import BuiltModel, ModelKind, model_kind
 from wavtune.model.heads import masked_cross_entropy
+from wavtune.model.regularization import Regularization
 from wavtune.scoring.registry import higher_is_better
 
 
@@ -63,6 +64,9 @@ class Objective:
     class_weights: tuple[float, ...] | None = (
         None  # classifier only; multi-task keeps them in its config
     )
+    # train.regularize_after_steps: the model's dropout/LayerDrop/SpecAugment, off before it
+    regularization: Regularization | None = field(default=None, compare=False)
+    regularize_after: int = 0
 
     @classmethod
     def for_run(
@@ -72,8 +76,10 @@ class Objective:
         weights = None
         if config.task == "classify" and config.heads.class_weights == "balanced":
             weights = label_sets[0].balanced_weights()
+        after = config.train.regularize_after_steps
         return cls(model_kind(built.model), built.uses_attention_mask,
-                   tuple(s.column for s in label_sets), config.task != "classify", weights)
+                   tuple(s.column for s in label_sets), config.task != "classify", weights,
+                   Regularization.of(built.model) if after > 0 else None, after)
 
     def __call__(self, model: Any, batch: Batch) -> StepLoss:
         if self.kind == "ctc":
@@ -95,7 +101,10 @@ class Objective:
         return StepLoss(out.loss, parts)
 
     def on_step(self, model: Any, step: int) -> None:
-        """Nothing in these objectives changes with the step."""
+        """Regularisation off before ``train.regularize_after_steps`` steps, on from there (a
+        resumed run switches it as its step says)."""
+        if self.regularization is not None:
+            self.regularization.switch(step >= self.regularize_after)
 
 
 def is_better(value: float, best: float | None, metric: str) -> bool:
