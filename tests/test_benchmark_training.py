@@ -87,9 +87,10 @@ def test_time_to_target_stops_each_side_when_the_dev_wer_is_reached(tmp_path: Pa
     for side, grouped in (("stock", False), ("stock", True), ("wavtune", False)):
         spec = bench.SideSpec(side, train, "", str(tmp_path / f"{side}{grouped}"), bench.TINY_8K,
                               5, 2, 1e-3, 0, dev=dev, target_wer=10.0, eval_every=2,
-                              grouped=grouped)
+                              grouped=grouped,
+                              extra=list(bench.WAVTUNE_RECIPE) if side == "wavtune" else [])
         got = bench.run_stock(spec) if side == "stock" else bench.run_wavtune(spec)
         ttt = got["time_to_target"]  # any WER is <= 10: reached at the first scoring
-        assert got["steps"] == 2 and ttt["reached"]["step"] == 2
+        assert got["steps"] == 2 and ttt["reached"]["step"] == 2 and got["threads"] >= 1
         assert [p["step"] for p in ttt["curve"]] == [2]
         assert 0 < ttt["reached"]["wall_s_without_scoring"] <= ttt["reached"]["wall_s"]
