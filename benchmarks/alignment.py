@@ -38,6 +38,7 @@ import wavtune.infer.alignment as alignment
 from wavtune.data.audio import load_audio
 from wavtune.data.manifest import Utterance, read_manifest
 from wavtune.infer.aligner import Aligner, AlignOptions
+from wavtune.infer.loudness import Loudness
 from wavtune.infer.mislabel import SCORING_OPTIONS, find_misaligned
 
 sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/machine.py (after packages)
@@ -142,6 +143,27 @@ def mislabelled(aligner: Aligner, utts: list[Utterance], share: float, seed: int
             "false_flags": sorted(flagged - bad), "missed": sorted(bad - flagged)}
 
 
+def miss(segment: Any, truth: tuple[float, float], levels: Loudness, tolerance_s: float
+         ) -> dict[str, Any]:
+    """A missed utterance: its signed edge errors (+ late, - early) and, for each edge that
+    misses, the median level (dBFS) of the stretch between the found and the true edge, and
+    whether it is silence: under the pauses' own noise level, so no edge in it can be heard."""
+    step, db = levels.step_s, levels.levels_db
+    out: dict[str, Any] = {"text": segment.text}
+    silent = []
+    for name, found, true in (("start", segment.start_s, truth[0]),
+                              ("end", segment.end_s, truth[1])):
+        out[f"{name}_error_ms"] = round((found - true) * 1000, 1)
+        if abs(found - true) > tolerance_s:
+            a, b = sorted((found, true))
+            median = float(np.median(db[int(a / step): max(int(b / step), int(a / step) + 1)]))
+            out[f"{name}_stretch_median_db"] = round(median, 1)
+            silent.append(median < levels.floor_db)
+    out["silent_stretch"] = all(silent)
+    out["floor_db"] = round(levels.floor_db, 1)
+    return out
+
+
 def segmentation(aligner: Aligner, utts: list[Utterance], tolerance_s: float, seed: int
                  ) -> dict[str, Any]:
     """``wavtune segment`` on every clip of ``utts`` joined into one recording (random pauses),
@@ -177,8 +199,14 @@ def segmentation(aligner: Aligner, utts: list[Utterance], tolerance_s: float, se
                                     and abs(s.end_s - edges[a + n - 1][1]) <= tolerance_s
                                     for s, (a, n) in zip(segments, groups)])), 4)
 
+    levels = Loudness.of_wave(wave, aligner.sample_rate)
+    misses = [miss(s, (edges[a][0], edges[a + n - 1][1]), levels, tolerance_s)
+              for s, (a, n) in zip(found, groups)
+              if max(abs(s.start_s - edges[a][0]), abs(s.end_s - edges[a + n - 1][1]))
+              > tolerance_s]
     return {"recording_s": round(len(wave) / aligner.sample_rate, 1), "utterances": len(lines),
-            "tolerance_ms": tolerance_s * 1000, "recovered": recovered(found),
+            "tolerance_ms": tolerance_s * 1000, "recovered": recovered(found), "misses": misses,
+            "misses_in_silence": sum(m["silent_stretch"] for m in misses),
             "seconds": round(seconds, 1), "checkpointed_60s_recovered": recovered(windowed),
             "checkpointed_equals_whole": [(s.start_s, s.end_s) for s in windowed]
             == [(s.start_s, s.end_s) for s in found]}
