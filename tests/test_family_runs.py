@@ -88,6 +88,8 @@ def pretrained_folder(arch: str, folder: Path) -> tuple[Path, torch.Tensor]:
     its feature extractor; returns the folder and the encoder's first weight."""
     built = build_model(load_config(None, ["model.preset=tiny", f"model.arch={arch}"]), VOCAB)
     encoder = built.model.base_model
+    with torch.no_grad():  # weights no fresh initialisation can give
+        next(encoder.parameters()).add_(0.125)
     encoder.save_pretrained(str(folder))
     built.feature_extractor.save_pretrained(str(folder))
     return folder, next(encoder.parameters()).detach().clone()
