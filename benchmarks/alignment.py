@@ -86,15 +86,22 @@ def boundaries(aligner: Aligner, utts: list[Utterance], sequences: int, toleranc
     variants = {"snapped": replace(options), "snapped_pad_0.25s": replace(options, pad_s=0.25),
                 "spikes": replace(options, snap_s=0.0)}
     errors: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    silent = 0  # missed words (snapped) whose missed stretches are all silence
     for _ in range(sequences):
         wave, text, truth = concatenation(rng.sample(utts, rng.randint(3, 6)), rng,
                                           aligner.sample_rate)
+        levels = Loudness.of_wave(wave, aligner.sample_rate)
         for name, variant in variants.items():
             aligner.options = variant
             timed = aligner.align_wave(wave, text, "concatenation")
             assert [w.text for w in timed.words] == text.split(), timed.words
             errors[name] += [(w.start_s - a, w.end_s - b)
                              for w, (a, b) in zip(timed.words, truth)]
+            if name == "snapped":
+                silent += sum(miss(w, edge, levels, tolerance_s)["silent_stretch"]
+                              for w, edge in zip(timed.words, truth)
+                              if max(abs(w.start_s - edge[0]), abs(w.end_s - edge[1]))
+                              > tolerance_s)
     out: dict[str, Any] = {"sequences": sequences, "words": len(errors["spikes"]),
                            "tolerance_ms": tolerance_s * 1000}
     for name in variants:
@@ -110,6 +117,7 @@ def boundaries(aligner: Aligner, utts: list[Utterance], sequences: int, toleranc
             **{f"{edge}_signed_ms": _spread(signed[:, k]) for k, edge in enumerate(("start",
                                                                                      "end"))},
         }
+    out["snapped"]["misses_in_silence"] = silent
     aligner.options = options
     return out
 
