@@ -682,8 +682,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  SMALL_8K, 1 if q else 6, 16)
             save()
         if parts & {"fsdd", "time_to_target"}:
-            results["corpora"].setdefault("fsdd", {})["time_to_target"] = time_to_target(
-                fsdd_train, args, work, 30 if q else 270, 1 if q else args.target_epochs)
+            part = time_to_target(fsdd_train, args, work, 30 if q else 270,
+                                  1 if q else args.target_epochs)
+            results["corpora"].setdefault("fsdd", {})["time_to_target"] = {
+                **part, "command": results["command"]}  # it may be run apart from the rest
             save()
         if "synthetic" in parts:
             syn_train, syn_test = synthetic_corpus(work / "synthetic", 60 if q else 300,
