@@ -100,8 +100,7 @@ def boundaries(aligner: Aligner, utts: list[Utterance], sequences: int, toleranc
             if name == "snapped":
                 silent += sum(miss(w, edge, levels, tolerance_s)["silent_stretch"]
                               for w, edge in zip(timed.words, truth)
-                              if max(abs(w.start_s - edge[0]), abs(w.end_s - edge[1]))
-                              > tolerance_s)
+                              if missed(w, edge, tolerance_s))
     out: dict[str, Any] = {"sequences": sequences, "words": len(errors["spikes"]),
                            "tolerance_ms": tolerance_s * 1000}
     for name in variants:
@@ -151,11 +150,18 @@ def mislabelled(aligner: Aligner, utts: list[Utterance], share: float, seed: int
             "false_flags": sorted(flagged - bad), "missed": sorted(bad - flagged)}
 
 
+def missed(found: Any, truth: tuple[float, float], tolerance_s: float) -> bool:
+    """Whether a found span (``start_s``, ``end_s``) misses ``truth`` by more than
+    ``tolerance_s`` at either end."""
+    return max(abs(found.start_s - truth[0]), abs(found.end_s - truth[1])) > tolerance_s
+
+
 def miss(segment: Any, truth: tuple[float, float], levels: Loudness, tolerance_s: float
          ) -> dict[str, Any]:
-    """A missed utterance: its signed edge errors (+ late, - early) and, for each edge that
-    misses, the median level (dBFS) of the stretch between the found and the true edge, and
-    whether it is silence: under the pauses' own noise level, so no edge in it can be heard."""
+    """A missed word or utterance: its signed edge errors (+ late, - early) and, for each edge
+    that misses, the median level (dB, loudest sample per hop) of the stretch between the found
+    and the true edge, and whether it is silence: under the recording's floor (the pauses'
+    noise), so no edge within it can be heard."""
     step, db = levels.step_s, levels.levels_db
     out: dict[str, Any] = {"text": segment.text}
     silent = []
@@ -202,16 +208,15 @@ def segmentation(aligner: Aligner, utts: list[Utterance], tolerance_s: float, se
         finally:
             alignment.MAX_LATTICE_CELLS = bound
 
+    truths = [(edges[a][0], edges[a + n - 1][1]) for a, n in groups]
+
     def recovered(segments: list[Any]) -> float:
-        return round(float(np.mean([abs(s.start_s - edges[a][0]) <= tolerance_s
-                                    and abs(s.end_s - edges[a + n - 1][1]) <= tolerance_s
-                                    for s, (a, n) in zip(segments, groups)])), 4)
+        return round(float(np.mean([not missed(s, t, tolerance_s)
+                                    for s, t in zip(segments, truths)])), 4)
 
     levels = Loudness.of_wave(wave, aligner.sample_rate)
-    misses = [miss(s, (edges[a][0], edges[a + n - 1][1]), levels, tolerance_s)
-              for s, (a, n) in zip(found, groups)
-              if max(abs(s.start_s - edges[a][0]), abs(s.end_s - edges[a + n - 1][1]))
-              > tolerance_s]
+    misses = [miss(s, t, levels, tolerance_s) for s, t in zip(found, truths)
+              if missed(s, t, tolerance_s)]
     return {"recording_s": round(len(wave) / aligner.sample_rate, 1), "utterances": len(lines),
             "tolerance_ms": tolerance_s * 1000, "recovered": recovered(found), "misses": misses,
             "misses_in_silence": sum(m["silent_stretch"] for m in misses),

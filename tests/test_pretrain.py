@@ -54,6 +54,15 @@ def test_clips_too_short_to_mask_get_a_clear_error() -> None:
         draw_masks(real, PretrainConfig(mask_time_length=10))
 
 
+def test_regularize_after_steps_is_refused_before_any_work(tmp_path: Path) -> None:
+    from wavtune.config import load_config
+    from wavtune.train.pretrain_run import pretraining_config
+
+    config = load_config(None, ["model.preset=tiny", "train.regularize_after_steps=100"])
+    with pytest.raises(PretrainError, match="train.regularize_after_steps: applies to fine"):
+        pretraining_config(config)
+
+
 def test_empty_manifest_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "train.jsonl"
     empty.write_text("")

@@ -99,6 +99,9 @@ def read_unlabelled(config: Config) -> PreparedData:
 def pretraining_config(config: Config) -> Config:
     """``config`` as pre-training runs it: chosen by eval loss; from scratch, the conv feature
     encoder trains too (a frozen random one would never learn)."""
+    if config.train.regularize_after_steps:  # masking is the objective here, not a regulariser
+        raise PretrainError("train.regularize_after_steps: applies to fine-tuning (wavtune train),"
+                            " not to pre-training, whose masks are its objective; set it to 0")
     model = config.model
     if (not model.name_or_path or model.random_init) and model.freeze_feature_encoder:
         model = replace(model, freeze_feature_encoder=False)
