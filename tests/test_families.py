@@ -200,3 +200,46 @@ def test_wav2vec2_bert_warns_when_its_frames_leave_the_recipes_stable_band() -> 
     wav2vec2 = random_init_config(ModelConfig(preset="small"), {})
     assert family("wav2vec2").frame_ms(wav2vec2, 8_000) == 40.0
     assert family("wav2vec2").frame_warning(wav2vec2, 8_000) == ""
+
+
+def _encoder_folder(arch: str, folder: Path, **fields: Any) -> Path:
+    """A stand-in for a released encoder of ``arch`` (no head), its config fields set."""
+    config = random_init_config(ModelConfig(preset="tiny", arch=arch), fields)
+    from transformers import AutoModel
+
+    AutoModel.from_config(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ([], {"add_adapter": True, "mask_time_prob": 0.0, "layerdrop": 0.0}),
+    (["model.mask_time_prob=0.1", "model.overrides={add_adapter: false}"],
+     {"add_adapter": False, "mask_time_prob": 0.1, "layerdrop": 0.0}),
+])
+def test_wav2vec2_bert_fine_tunes_a_released_encoder_with_the_recipes_defaults(
+        settings: list[str], expected: dict[str, Any], tmp_path: Path) -> None:
+    """The w2v-BERT 2.0 recipe (adapter on, SpecAugment and LayerDrop off) applies to an
+    encoder-only checkpoint; a field the user sets wins."""
+    folder = _encoder_folder("wav2vec2-bert", tmp_path / "enc", add_adapter=False,
+                             mask_time_prob=0.05, layerdrop=0.1)
+    vocab = Vocabulary.build(["ab"])
+    model = build_model(load_config(None, [f"model.name_or_path={folder}", *settings]),
+                        vocab).model
+    assert {k: getattr(model.config, k) for k in expected} == expected
+
+
+def test_fine_tuning_defaults_leave_checkpoints_with_heads_and_other_families_alone(
+        tmp_path: Path) -> None:
+    vocab = Vocabulary.build(["ab"])
+    fine_tuned = tmp_path / "ctc"
+    built = build_model(load_config(None, ["model.arch=wav2vec2-bert", "model.preset=tiny",
+                                           "model.overrides={add_adapter: false}",
+                                           "model.mask_time_prob=0.05"]), vocab)
+    built.model.save_pretrained(str(fine_tuned))
+    built.feature_extractor.save_pretrained(str(fine_tuned))
+    wav2vec2 = _encoder_folder("wav2vec2", tmp_path / "w2v", mask_time_prob=0.05, layerdrop=0.1)
+    for folder in (fine_tuned, wav2vec2):
+        config = build_model(load_config(None, [f"model.name_or_path={folder}"]),
+                             vocab).model.config
+        assert config.mask_time_prob == 0.05, folder
+        assert getattr(config, "add_adapter", False) is False, folder

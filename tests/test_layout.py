@@ -198,3 +198,51 @@ def test_readme_layout_lists_every_module() -> None:
         if path.stem != "__init__" and path.stem not in listed.get(folder, set()):
             missing.append(str(rel))
     assert not missing, f"README's Layout map does not list: {missing}"
+
+
+def _family_branches(tree: ast.AST, families: set[str], objectives: set[str]) -> list[int]:
+    """Lines of ``tree`` that compare with a family name, or key a table by one. A name that is
+    also a pre-training objective (``hubert``) counts only beside ``model_type`` or ``arch``."""
+    def constants(node: ast.expr) -> list[object]:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return [c.value for c in items if isinstance(c, ast.Constant)]
+
+    lines = []
+    only_families = families - objectives
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            about_family = any(w in ast.unparse(o) for o in operands
+                               for w in ("model_type", "arch"))
+            named = {v for o in operands for v in constants(o) if v in families}
+            if named - objectives or (named and about_family):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Dict):
+            if {v for k in node.keys if k is not None for v in constants(k)} & only_families:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_family_registry_branches_on_the_model_family() -> None:
+    """Code asks the registry (model/families.py) what a family reads, freezes, exports or
+    supports; a comparison with a family name anywhere else is a branch the registry should own."""
+    import typing
+
+    from wavtune.config.sections import PretrainConfig
+    from wavtune.model.families import FAMILIES
+
+    objectives = set(typing.get_args(typing.get_type_hints(PretrainConfig)["objective"]))
+    branches = [f"{name}:{line}" for name, path in MODULES.items()
+                if name != "wavtune.model.families"
+                for line in _family_branches(ast.parse(path.read_text(encoding="utf-8")),
+                                             set(FAMILIES), objectives)]
+    assert not branches, f"ask wavtune.model.families instead of branching here: {branches}"
+
+
+def test_the_family_branch_check_sees_a_branch() -> None:
+    families, objectives = {"wav2vec2", "hubert"}, {"hubert", "contrastive"}
+    for code in ('if config.model_type != "wav2vec2": pass', 'x = arch in ("hubert", "x")',
+                 'TABLE = {"wav2vec2": 1}'):
+        assert _family_branches(ast.parse(code), families, objectives) == [1], code
+    for code in ('if pre.objective == "hubert": pass', 'KEYS = {"hubert": 1}'):
+        assert not _family_branches(ast.parse(code), families, objectives), code

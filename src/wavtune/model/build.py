@@ -12,7 +12,8 @@ HuBERT, WavLM, data2vec-audio, ...); transformers' Auto classes pick the class. 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,8 @@ from wavtune.model.families import (
 )
 from wavtune.model.peft import Tuning, apply_peft
 from wavtune.model.peft.adapter import build_fields
+
+log = logging.getLogger("wavtune")
 
 # ModelConfig fields copied onto the transformers config when set (None keeps the checkpoint's).
 _OPTIONAL_FIELDS = (
@@ -141,8 +144,9 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
         return _finish(model, pretrained_feature_extractor(cfg, config), cfg)
     if cfg.name_or_path:
         try:
+            recipe = fine_tuning_fields(cfg, {**head, **cfg.overrides})
             model = AutoModelForCTC.from_pretrained(
-                cfg.name_or_path, **head, **cfg.overrides, ignore_mismatched_sizes=True,
+                cfg.name_or_path, **recipe, **head, **cfg.overrides, ignore_mismatched_sizes=True,
                 **weight_format(cfg),
             )
         except OSError as e:
@@ -156,6 +160,19 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
         model = AutoModelForCTC.from_config(config)
         feature_extractor = default_feature_extractor(config, cfg.sample_rate or SAMPLE_RATE)
     return _finish(model, feature_extractor, cfg)
+
+
+def fine_tuning_fields(cfg: ModelConfig, explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """The family's fine-tuning recipe defaults for the pre-trained encoder ``cfg`` names (see
+    ``Family.fine_tuning_defaults``), logged once; the ``explicit`` fields are left as given."""
+    config = AutoConfig.from_pretrained(cfg.name_or_path)
+    known = FAMILIES.get(str(getattr(config, "model_type", "")))
+    fields = known.fine_tuning_fields(config, set(explicit)) if known else {}
+    if fields:
+        log.info("%s: %s fine-tuning defaults %s (set model.overrides or the model.* field "
+                    "to change them)", cfg.name_or_path, known.name if known else "",
+                    ", ".join(f"{k}={v}" for k, v in fields.items()))
+    return fields
 
 
 def set_encoder_frozen(model: PreTrainedModel, frozen: bool, freeze_feature_encoder: bool) -> None:

@@ -4,16 +4,17 @@ A family is a transformers ``model_type`` (``wav2vec2``, ``hubert``, ``wav2vec2-
 entry says what the encoder reads (a raw waveform, or fbank features for Wav2Vec2-BERT), how
 output frames follow from input samples (conv strides; fbank hop, stacking and adapter stride),
 whether padding changes its outputs (then inference batches clips alone), which random-init
-presets are valid for it, which tasks and exports it supports, which modules LoRA targets and
-which class has a self-supervised pre-training head. Code elsewhere asks the registry
-(:func:`family_of`, :func:`front_end_of`) instead of branching on the family.
+presets are valid for it, which tasks and exports it supports, which modules LoRA targets,
+whether it has MMS adapter layers, which settings its fine-tuning recipe gives a released
+encoder and which class has a self-supervised pre-training head. Code elsewhere asks the
+registry (:func:`family_of`, :func:`front_end_of`) instead of branching on the family.
 
 Adding a family: one :class:`Family` entry in :data:`FAMILIES` (and a smoke test).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,6 +107,13 @@ class Family:
     # (low, high) ms per CTC output frame that this family's fine-tuning recipe found stable
     # (None: no such fact); outside it training warns, naming the setting to change
     stable_frame_ms: tuple[float, float] | None = None
+    # transformers builds MMS adapter layers (``adapter_attn_dim``) into this family's
+    # stable-layer-norm encoder layers: model.peft.method=adapter trains them
+    mms_adapters: bool = False
+    # config fields this family's CTC fine-tuning recipe sets on a released *encoder* (not on a
+    # checkpoint that already has a head): w2v-BERT 2.0's blog recipe turns the conv adapter on
+    # and SpecAugment and LayerDrop off; a field the user sets wins
+    fine_tuning_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def pretrain_objectives(self) -> tuple[str, ...]:
@@ -194,6 +202,16 @@ class Family:
                 f"{sample_rate} Hz) is outside the {low:g}-{high:g} ms the w2v-BERT fine-tuning "
                 f"recipe found stable; {fix}")
 
+    def fine_tuning_fields(self, config: PretrainedConfig, explicit: Collection[str]
+                           ) -> dict[str, Any]:
+        """The recipe defaults to load pre-trained ``config`` with for CTC fine-tuning: none
+        when its checkpoint already has a head (a fine-tuned model keeps its settings), and
+        none of the ``explicit`` fields the user set."""
+        heads = ("ForCTC", "ForSequenceClassification", "MultitaskModel")
+        if any(str(a).endswith(heads) for a in getattr(config, "architectures", None) or ()):
+            return {}
+        return {k: v for k, v in self.fine_tuning_defaults.items() if k not in explicit}
+
     def check_task(self, task: str) -> None:
         """FamilyError, before training, for a task this family cannot train."""
         if task not in self.tasks:
@@ -210,11 +228,12 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("wav2vec2", pretraining_class="Wav2Vec2ForPreTraining"),
+    Family("wav2vec2", pretraining_class="Wav2Vec2ForPreTraining", mms_adapters=True),
     Family("wav2vec2-conformer", pretraining_class="Wav2Vec2ConformerForPreTraining",
            pads_into_outputs=True, lora_targets=CONFORMER_TARGETS),
     Family("wav2vec2-bert", input_kind="features", presets=W2V_BERT_PRESETS,
            lora_targets=CONFORMER_TARGETS,
+           fine_tuning_defaults={"add_adapter": True, "mask_time_prob": 0.0, "layerdrop": 0.0},
            tasks=("ctc",), stable_frame_ms=(10.0, 35.0)),
     Family("hubert"),
     Family("wavlm"),

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from transformers import PreTrainedModel
 
 from wavtune.config import PeftConfig
-from wavtune.model.families import encoder_config
+from wavtune.model.families import FAMILIES, encoder_config, family_of
 from wavtune.model.peft.base import PeftError, Tuning, freeze_all_but, is_head
 
 ADAPTER_FILE = "adapter.{}.safetensors"  # transformers' WAV2VEC2_ADAPTER_SAFE_FILE
@@ -33,8 +33,9 @@ def _is_adapter(name: str) -> bool:
 def apply(model: PreTrainedModel, settings: PeftConfig) -> Tuning:
     """Freeze all but the adapter layers (built with the model) and the heads."""
     config = encoder_config(model.config)
-    if config.model_type != "wav2vec2":
-        raise PeftError(f"model.peft.method=adapter: MMS adapter layers exist only in wav2vec2 "
+    if not family_of(config).mms_adapters:
+        having = ", ".join(name for name, f in FAMILIES.items() if f.mms_adapters)
+        raise PeftError(f"model.peft.method=adapter: MMS adapter layers exist only in {having} "
                         f"encoders, this one is {config.model_type}; use model.peft.method=lora")
     if not any(_is_adapter(n) for n, _ in model.named_parameters()):
         raise PeftError("model.peft.method=adapter: this wav2vec2 encoder uses the post-norm "
