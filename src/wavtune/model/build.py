@@ -170,8 +170,8 @@ def fine_tuning_fields(cfg: ModelConfig, explicit: Mapping[str, Any]) -> dict[st
     fields = known.fine_tuning_fields(config, set(explicit)) if known else {}
     if fields:
         log.info("%s: %s fine-tuning defaults %s (set model.overrides or the model.* field "
-                    "to change them)", cfg.name_or_path, known.name if known else "",
-                    ", ".join(f"{k}={v}" for k, v in fields.items()))
+                 "to change them)", cfg.name_or_path, known.name if known else "",
+                 ", ".join(f"{k}={v}" for k, v in fields.items()))
     return fields
 
 
