@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from wavtune.cli.main import main
+from factories import load_benchmark
 
 # A broken pipeline (no learning, blank collapse, vocab/blank mix-up) stays at CER 1.0; the quick
 # budget (600 steps) leaves the all-blank plateau but does not yet spell every word right.
@@ -15,11 +14,18 @@ QUICK_DEMO_MAX_CER = 0.5
 
 
 @pytest.mark.slow
-def test_quick_demo_learns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_demo_learns(tmp_path: Path) -> None:
+    """Run as a new user runs it (a fresh process, through benchmarks/demo_time.py, which times
+    the README's main job)."""
     pytest.importorskip("espeakng_loader")
-    assert main(["demo", str(tmp_path / "demo"), "--quick", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "held-out test clips:" in out and "test WER" in out
+    bench = load_benchmark("demo_time")
+    report = tmp_path / "demo.json"
+    assert bench.main(["--out", str(tmp_path / "demo"), "--quick", "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["closing_lines"][0] == "held-out test clips:"
+    assert result["closing_lines"][-1].startswith("test WER"), result["closing_lines"]
+    assert result["wall_s"] > 0 and result["peak_rss_mb"] > 100 and result["machine"]["cpus"]
     metrics = json.loads((tmp_path / "demo" / "run" / "metrics.json").read_text())
     assert metrics["test"]["cer"] < QUICK_DEMO_MAX_CER, metrics
-    assert metrics["published_step"] == metrics["best_step"]
+    assert result["test_wer"] == metrics["test"]["wer"]
+    assert metrics["published_step"] == metrics["best_step"] == result["published_step"]

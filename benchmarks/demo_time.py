@@ -1,0 +1,82 @@
+"""The README's main job, timed as a new user runs it: ``wavtune demo`` in a fresh process.
+
+    python benchmarks/demo_time.py [--out DIR] [--quick] [--json benchmarks/results/demo.json]
+
+Records the wall time of the whole command (synthesis, data checks, training, evaluation and
+the transcripts), the child process's peak RSS, the test WER and published step from the run's
+``metrics.json``, the demo's own closing lines and the machine (CPU model and vector extensions:
+issue 20's target is an AVX2-only 2-core EPYC, and AVX-512 machines run it faster). Run it on
+idle cores: other jobs only ever add time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parent))  # benchmarks/ (after packages)
+from machine import machine_info  # noqa: E402
+
+
+def closing_lines(lines: list[str]) -> list[str]:
+    """The demo's report: from ``held-out test clips:`` to the ``test WER`` line."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("held-out test clips")),
+                 len(lines))
+    end = next((i + 1 for i, line in enumerate(lines) if line.startswith("test WER")), len(lines))
+    return lines[start:end]
+
+
+def run_demo(out: Path, quick: bool) -> dict[str, Any]:
+    """Run ``wavtune demo OUT`` in a child process; its timings, metrics and closing lines."""
+    command = [sys.executable, "-m", "wavtune.cli", "demo", str(out), *(["--quick"] if quick
+                                                                         else [])]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall_s = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    metrics = json.loads((out / "run" / "metrics.json").read_text(encoding="utf-8"))
+    closing = closing_lines(done.stdout.splitlines())
+    return {
+        "command": "wavtune demo OUT" + (" --quick" if quick else ""),
+        "wall_s": round(wall_s, 1),
+        # ru_maxrss of finished children: kB on Linux
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "train_runtime_s": metrics.get("train_runtime_s"),
+        "test_wer": metrics["test"]["wer"],
+        "test_cer": metrics["test"]["cer"],
+        "published_step": metrics["published_step"],
+        "last_step": metrics["last_step"],
+        "best_dev_wer": metrics["best_metric"],
+        "closing_lines": closing,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="", help="demo folder (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="the reduced demo the tests run")
+    parser.add_argument("--json", default="", help="write the results here")
+    args = parser.parse_args(argv)
+    machine = machine_info()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "demo"
+        result = {"machine": machine, **run_demo(out, args.quick)}
+    print("\n".join(result["closing_lines"]))
+    print(f"wall {result['wall_s']} s ({result['wall_s'] / 60:.1f} min), peak RSS "
+          f"{result['peak_rss_mb']} MB, test WER {result['test_wer']:.4f} on {machine['cpu']} "
+          f"({', '.join(machine['vector_extensions'])}; {machine['cpus']} cores)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
