@@ -121,6 +121,28 @@ def measure(loaders: dict[str, Callable[[], Recognizer]], waves: Sequence[Wavefo
         yield name, seconds, texts, changed
 
 
+def feature_encoder_s(run: Path, waves: Sequence[Waveform], repeats: int) -> float | None:
+    """PyTorch fp32 seconds of the conv feature encoder alone over ``waves``, one clip per pass
+    (best of ``repeats`` each); None for a family without one (fbank input). Its share of the
+    whole model's time is a floor for any int8 scheme that leaves the convs in fp32."""
+    import torch
+
+    conv = getattr(Recognizer(run).model.base_model, "feature_extractor", None)
+    if not isinstance(conv, torch.nn.Module):
+        return None
+    total = 0.0
+    with torch.inference_mode():
+        for i, wave in enumerate(waves):
+            batch = torch.from_numpy(np.asarray(wave, dtype=np.float32))[None]
+            times = []
+            for _ in range(repeats + (i < 3)):  # the first clips also warm up
+                start = time.perf_counter()
+                conv(batch)
+                times.append(time.perf_counter() - start)
+            total += min(times)
+    return total
+
+
 def results_of(seconds: dict[str, dict[str, float]], changed: dict[str, dict[str, int]],
                audio_s: float, scores: dict[str, tuple[float, float]] | None
                ) -> list[BackendResult]:
@@ -236,7 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload = payload_of(args, argv, durations, plans, parity, results, started)
             payload["complete"] = len(seconds) == len(loaders)
             out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        conv_s = feature_encoder_s(run, waves, args.repeats)
+        if conv_s is not None:
+            payload["pytorch_feature_encoder"] = {
+                "rtf_single": round(conv_s / float(sum(durations)), 6),
+                "share_of_pytorch_single": round(conv_s / seconds["pytorch-fp32"]["single"], 3)}
+            out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(table(payload, results))
+    if conv_s is not None:
+        share = payload["pytorch_feature_encoder"]["share_of_pytorch_single"]
+        print(f"conv feature encoder: {share:.0%} of PyTorch fp32's one-clip time (a floor for "
+              "int8 that keeps the convs fp32)")
     print(f"-> {out}")
     return 0
 

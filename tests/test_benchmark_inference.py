@@ -38,6 +38,8 @@ def test_preset_run_measures_every_variant_and_mode(tmp_path: Path,
     assert got["results"][0]["vs_pytorch"] == {"single": 1.0, "batched": 1.0, "bucketed": 1.0}
     assert got["results"][1]["changed_when_batched"] == {"batched": 0, "bucketed": 0}
     assert got["parity_fp32"][0]["max_abs_diff"] < 1e-3
+    conv = got["pytorch_feature_encoder"]  # the conv encoder's share of PyTorch's one-clip time
+    assert conv["rtf_single"] > 0 and conv["share_of_pytorch_single"] > 0
     assert got["machine"]["cpu"] and isinstance(got["machine"]["vector_extensions"], list)
     assert "| onnx-int8-matmul@basic |" in capsys.readouterr().out
 
