@@ -32,7 +32,7 @@ from machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "compile.json"
 RECIPE = ROOT / "examples" / "fsdd-wav2vec2.yaml"
-FSDD_DATA = ROOT.parent / "data" / "fsdd"
+FSDD_DATA = ROOT / "data" / "fsdd"
 
 
 def side(spec: dict[str, Any]) -> dict[str, Any]:

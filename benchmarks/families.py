@@ -35,7 +35,7 @@ from machine import machine_info  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "families.json"
 WAVEFORM_RECIPE = ROOT / "examples" / "fsdd-wav2vec2.yaml"
 FEATURES_RECIPE = ROOT / "examples" / "fsdd.yaml"
-FSDD_DATA = ROOT.parent / "data" / "fsdd"  # wavtune prepare fsdd ... ../data/fsdd; --data
+FSDD_DATA = ROOT / "data" / "fsdd"  # wavtune prepare fsdd ... data/fsdd; --data
 
 
 def family_names() -> list[str]:

@@ -5,7 +5,7 @@ Without the cache the collator runs ``SeamlessM4TFeatureExtractor`` on every bat
 (and of every dev evaluation); with it each clip's features are computed once, before the first
 step, and batches only pad them.
 
-    python benchmarks/feature_cache.py --data ../data/fsdd --epochs 3
+    python benchmarks/feature_cache.py --data data/fsdd --epochs 3
 
 Results: ``benchmarks/results/feature_cache.json``. Timings on a shared machine are noisy.
 """
@@ -55,7 +55,7 @@ def one_run(data: Path, out: Path, epochs: int, cached: bool, preset: str) -> di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "data" / "fsdd",
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "fsdd",
                         help="folder with FSDD's train.jsonl (wavtune prepare fsdd)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--preset", default="small")

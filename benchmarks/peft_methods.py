@@ -10,7 +10,7 @@ Two parts, each method in its own process (peak RSS is per process):
   exist only in the stable-layer-norm layout (XLS-R, MMS), so the three methods are measured on
   ``base`` with ``do_stable_layer_norm: true``; full and LoRA also on the plain (post-norm)
   ``base``.
-- **quality**, on FSDD from an encoder (``--encoder``, default ../runs/fsdd-pretrain: the
+- **quality**, on FSDD from an encoder (``--encoder``, default runs/fsdd-pretrain: the
   self-supervised encoder of ``examples/fsdd-pretrain.yaml``): ``wavtune train`` with each method
   and ``examples/fsdd-low-resource.yaml``'s recipe (its seeded 10% of the training labels, steps,
   schedule and SpecAugment), the same steps for every method, each at its own learning rate
@@ -45,7 +45,7 @@ sys.path.append(str(ROOT / "benchmarks"))  # machine.py (after installed package
 from machine import machine_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "peft.json"
-FSDD_DATA = ROOT.parent / "data" / "fsdd"  # wavtune prepare fsdd ... ../data/fsdd; --data
+FSDD_DATA = ROOT / "data" / "fsdd"  # wavtune prepare fsdd ... data/fsdd; --data
 STABLE = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}
 POST_NORM = {"do_stable_layer_norm": False}
 LEARNING_RATES = {"none": 1e-3, "lora": 3e-3, "adapter": 3e-3}  # the recipe's; PEFT a few x
@@ -224,7 +224,7 @@ def _rate(item: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default=str(ROOT.parent / "runs" / "fsdd-pretrain"),
+    parser.add_argument("--encoder", default=str(ROOT / "runs" / "fsdd-pretrain"),
                         help="encoder folder to start from (a pretrain or train run)")
     parser.add_argument("--data", type=Path, default=FSDD_DATA,
                         help="folder with FSDD train.jsonl and test.jsonl")

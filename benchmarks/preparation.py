@@ -5,7 +5,7 @@ Runs on FSDD's training rows (8 kHz WAV) read for a 16 kHz model (so both paths 
 on FLAC copies of the same clips (compressed audio, where decoding costs most). Each variant
 runs in a fresh cache folder; the OS page cache is warmed first so disk reads do not decide.
 
-    python benchmarks/preparation.py --manifest ../data/fsdd/train.jsonl
+    python benchmarks/preparation.py --manifest data/fsdd/train.jsonl
 
 Results: ``benchmarks/results/preparation.json``. Timings on a shared machine are noisy.
 """
@@ -67,7 +67,7 @@ def flac_copies(utts: list[Utterance], folder: Path) -> list[Utterance]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--manifest", type=Path, default=ROOT.parent / "data" / "fsdd" /
+    parser.add_argument("--manifest", type=Path, default=ROOT / "data" / "fsdd" /
                         "train.jsonl")
     parser.add_argument("--rate", type=int, default=16000, help="the model's sample rate (Hz)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /

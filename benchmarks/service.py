@@ -13,7 +13,7 @@ the first 100 and after all soak requests, and the same clips transcribed in-pro
 8 training texts (fresh noise): mean/max edge error, and the share of edges within one frame
 stride + 20 ms. The same for the path a perfect model would take (the alignment arithmetic).
 
-    python benchmarks/service.py --run ../runs/fsdd-wav2vec2 --manifest ../data/fsdd/test.jsonl
+    python benchmarks/service.py --run runs/fsdd-wav2vec2 --manifest data/fsdd/test.jsonl
     --skip-timestamps
     python benchmarks/service.py --skip-service --merge      # timestamps only (~2 min)
 
@@ -237,9 +237,9 @@ def timestamps() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, default=ROOT.parent / "runs" / "fsdd")
+    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "fsdd")
     parser.add_argument(
-        "--manifest", type=Path, default=ROOT.parent / "data" / "fsdd" / "test.jsonl"
+        "--manifest", type=Path, default=ROOT / "data" / "fsdd" / "test.jsonl"
     )
     parser.add_argument("--requests", type=int, default=100, help="clips posted per phase")
     parser.add_argument("--soak", type=int, default=5000, help="requests in the soak")

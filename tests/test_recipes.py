@@ -115,5 +115,10 @@ def test_every_example_config_loads_and_builds_its_model(path: Path) -> None:
 
     config = load_config(path)
     assert config.data.train and config.train.output_dir
+    # run folders are relative to the working directory (manifests to the config file): the
+    # README runs these from the checkout's root, whose ignored runs/ holds them
+    local = config.model.name_or_path.startswith((".", "runs"))  # not a Hub id
+    for folder in (config.train.output_dir, config.model.name_or_path if local else ""):
+        assert not folder or Path(folder).parts[0] == "runs", f"{path.name}: {folder}"
     if config.model.preset:  # the from-scratch recipes
         random_init_config(config.model, {"vocab_size": 12})
