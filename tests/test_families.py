@@ -215,6 +215,8 @@ def _encoder_folder(arch: str, folder: Path, **fields: Any) -> Path:
     ([], {"add_adapter": True, "mask_time_prob": 0.0, "layerdrop": 0.0}),
     (["model.mask_time_prob=0.1", "model.overrides={add_adapter: false}"],
      {"add_adapter": False, "mask_time_prob": 0.1, "layerdrop": 0.0}),
+    # the no-pre-training baseline is the same architecture and recipe
+    (["model.random_init=true"], {"add_adapter": True, "mask_time_prob": 0.0, "layerdrop": 0.0}),
 ])
 def test_wav2vec2_bert_fine_tunes_a_released_encoder_with_the_recipes_defaults(
         settings: list[str], expected: dict[str, Any], tmp_path: Path) -> None:
@@ -243,3 +245,10 @@ def test_fine_tuning_defaults_leave_checkpoints_with_heads_and_other_families_al
                              vocab).model.config
         assert config.mask_time_prob == 0.05, folder
         assert getattr(config, "add_adapter", False) is False, folder
+
+
+def test_a_folder_whose_config_names_no_known_model_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"hidden_size": 4}')
+    with pytest.raises(ModelError, match=r"model.name_or_path=.*wavtune trains the families"):
+        build_model(load_config(None, [f"model.name_or_path={tmp_path}"]),
+                    Vocabulary.build(["ab"]))

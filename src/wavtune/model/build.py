@@ -135,18 +135,20 @@ def default_feature_extractor(config: PretrainedConfig, sample_rate: int = SAMPL
 def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
     """A CTC model whose head matches ``vocab``: from a checkpoint or from a random-init config."""
     head = _head_fields(cfg, vocab)
+    if cfg.name_or_path:  # the fine-tuning recipe's defaults, for the baseline too
+        head = {**fine_tuning_fields(cfg, {**head, **cfg.overrides}), **head}
     if cfg.name_or_path and cfg.random_init:  # the same architecture, no pre-trained weights
         try:
-            config = AutoConfig.from_pretrained(cfg.name_or_path, **head, **cfg.overrides)
+            config = AutoConfig.from_pretrained(cfg.name_or_path, **head, **cfg.overrides,
+                                                trust_remote_code=False)
         except OSError as e:
             raise cannot_load(cfg, e) from None
         model = AutoModelForCTC.from_config(config)
         return _finish(model, pretrained_feature_extractor(cfg, config), cfg)
     if cfg.name_or_path:
         try:
-            recipe = fine_tuning_fields(cfg, {**head, **cfg.overrides})
             model = AutoModelForCTC.from_pretrained(
-                cfg.name_or_path, **recipe, **head, **cfg.overrides, ignore_mismatched_sizes=True,
+                cfg.name_or_path, **head, **cfg.overrides, ignore_mismatched_sizes=True,
                 **weight_format(cfg),
             )
         except OSError as e:
@@ -164,13 +166,21 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
 
 def fine_tuning_fields(cfg: ModelConfig, explicit: Mapping[str, Any]) -> dict[str, Any]:
     """The family's fine-tuning recipe defaults for the pre-trained encoder ``cfg`` names (see
-    ``Family.fine_tuning_defaults``), logged once; the ``explicit`` fields are left as given."""
-    config = AutoConfig.from_pretrained(cfg.name_or_path)
+    ``Family.fine_tuning_defaults``), logged; the ``explicit`` fields are left as given."""
+    try:  # config.json only, no remote code
+        config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=False)
+    except OSError as e:
+        raise cannot_load(cfg, e) from None
+    except ValueError as e:  # no model_type, or one transformers does not know
+        raise ModelError(f"model.name_or_path={cfg.name_or_path!r}: {e}; wavtune trains the "
+                         f"families {', '.join(FAMILIES)}") from None
     known = FAMILIES.get(str(getattr(config, "model_type", "")))
-    fields = known.fine_tuning_fields(config, set(explicit)) if known else {}
+    if known is None:
+        return {}
+    fields = known.fine_tuning_fields(config, set(explicit))
     if fields:
         log.info("%s: %s fine-tuning defaults %s (set model.overrides or the model.* field "
-                 "to change them)", cfg.name_or_path, known.name if known else "",
+                 "to change them)", cfg.name_or_path, known.name,
                  ", ".join(f"{k}={v}" for k, v in fields.items()))
     return fields
 
@@ -207,7 +217,7 @@ def check_task_of(config: Config) -> None:
         family(cfg.arch).check_task(config.task)
         return
     try:  # config.json only; a folder that cannot load gets the builder's own error
-        found = AutoConfig.from_pretrained(cfg.name_or_path)
+        found = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=False)
     except (OSError, ValueError):
         return
     known = FAMILIES.get(str(getattr(found, "model_type", "")))

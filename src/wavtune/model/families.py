@@ -205,10 +205,11 @@ class Family:
     def fine_tuning_fields(self, config: PretrainedConfig, explicit: Collection[str]
                            ) -> dict[str, Any]:
         """The recipe defaults to load pre-trained ``config`` with for CTC fine-tuning: none
-        when its checkpoint already has a head (a fine-tuned model keeps its settings), and
-        none of the ``explicit`` fields the user set."""
-        heads = ("ForCTC", "ForSequenceClassification", "MultitaskModel")
-        if any(str(a).endswith(heads) for a in getattr(config, "architectures", None) or ()):
+        when its checkpoint has any task head (a fine-tuned model keeps its settings; only a
+        bare encoder, ``*Model`` or ``*ForPreTraining``, or none named, gets them), and none of
+        the ``explicit`` fields the user set."""
+        encoder_only = ("Model", "ForPreTraining")
+        if not all(str(a).endswith(encoder_only) for a in config.architectures or ()):
             return {}
         return {k: v for k, v in self.fine_tuning_defaults.items() if k not in explicit}
 

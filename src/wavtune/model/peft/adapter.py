@@ -38,9 +38,9 @@ def apply(model: PreTrainedModel, settings: PeftConfig) -> Tuning:
         raise PeftError(f"model.peft.method=adapter: MMS adapter layers exist only in {having} "
                         f"encoders, this one is {config.model_type}; use model.peft.method=lora")
     if not any(_is_adapter(n) for n, _ in model.named_parameters()):
-        raise PeftError("model.peft.method=adapter: this wav2vec2 encoder uses the post-norm "
-                        "layout (do_stable_layer_norm=false, like wav2vec2-base), which has no "
-                        "adapter layers in transformers; use model.peft.method=lora, or a "
+        raise PeftError(f"model.peft.method=adapter: this {config.model_type} encoder uses the "
+                        "post-norm layout (do_stable_layer_norm=false, like wav2vec2-base), which "
+                        "has no adapter layers in transformers; use model.peft.method=lora, or a "
                         "stable-layer-norm encoder (XLS-R, MMS, wav2vec2-large-lv60)")
     freeze_all_but(model, lambda n: _is_adapter(n) or is_head(n))
     return Tuning("adapter", settings)
