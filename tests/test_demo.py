@@ -20,7 +20,8 @@ def test_quick_demo_learns(tmp_path: Path) -> None:
     pytest.importorskip("espeakng_loader")
     bench = load_benchmark("demo_time")
     report = tmp_path / "demo.json"
-    assert bench.main(["--out", str(tmp_path / "demo"), "--quick", "--json", str(report)]) == 0
+    assert bench.main(["--out", str(tmp_path / "demo"), "--quick", "--json", str(report),
+                       "--timeout-s", "1200"]) == 0
     result = json.loads(report.read_text())
     assert result["closing_lines"][0] == "held-out test clips:"
     assert result["closing_lines"][-1].startswith("test WER"), result["closing_lines"]
