@@ -124,7 +124,8 @@ def measure(loaders: dict[str, Callable[[], Recognizer]], waves: Sequence[Wavefo
 def feature_encoder_s(run: Path, waves: Sequence[Waveform], repeats: int) -> float | None:
     """PyTorch fp32 seconds of the conv feature encoder alone over ``waves``, one clip per pass
     (best of ``repeats`` each); None for a family without one (fbank input). Its share of the
-    whole model's time is a floor for any int8 scheme that leaves the convs in fp32."""
+    whole model's time is an approximate floor for any int8 scheme that leaves the convs in fp32
+    (they then run in ONNX Runtime, whose fp32 convs may be a little faster)."""
     import torch
 
     conv = getattr(Recognizer(run).model.base_model, "feature_extractor", None)
@@ -267,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(payload, results))
     if conv_s is not None:
         share = payload["pytorch_feature_encoder"]["share_of_pytorch_single"]
-        print(f"conv feature encoder: {share:.0%} of PyTorch fp32's one-clip time (a floor for "
-              "int8 that keeps the convs fp32)")
+        print(f"conv feature encoder: {share:.0%} of PyTorch fp32's one-clip time (an approximate "
+              "floor for int8 that keeps the convs fp32)")
     print(f"-> {out}")
     return 0
 

@@ -37,6 +37,7 @@ from wavtune.data.labels import LabelSet
 from wavtune.data.vocab import Vocabulary
 from wavtune.model.families import (
     FAMILIES,
+    Family,
     ModelError,
     families_for,
     family,
@@ -164,21 +165,25 @@ def build_ctc_model(cfg: ModelConfig, vocab: Vocabulary) -> BuiltModel:
     return _finish(model, feature_extractor, cfg)
 
 
-def fine_tuning_fields(cfg: ModelConfig, explicit: Mapping[str, Any]) -> dict[str, Any]:
-    """The family's fine-tuning recipe defaults for the pre-trained encoder ``cfg`` names (see
-    ``Family.fine_tuning_defaults``), logged; the ``explicit`` fields are left as given."""
-    try:  # config.json only, no remote code
+def pretrained_family(cfg: ModelConfig) -> tuple[PretrainedConfig, Family | None]:
+    """The config.json of the checkpoint ``cfg`` names (read alone, no remote code) and its
+    registry family (None: a model type wavtune has no entry for, e.g. its multi-task model)."""
+    try:
         config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=False)
     except OSError as e:
         raise cannot_load(cfg, e) from None
     except ValueError as e:  # no model_type, or one transformers does not know
         raise ModelError(f"model.name_or_path={cfg.name_or_path!r}: {e}; wavtune trains the "
                          f"families {', '.join(FAMILIES)}") from None
-    known = FAMILIES.get(str(getattr(config, "model_type", "")))
-    if known is None:
-        return {}
-    fields = known.fine_tuning_fields(config, set(explicit))
-    if fields:
+    return config, FAMILIES.get(str(getattr(config, "model_type", "")))
+
+
+def fine_tuning_fields(cfg: ModelConfig, explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """The family's fine-tuning recipe defaults for the pre-trained encoder ``cfg`` names (see
+    ``Family.fine_tuning_defaults``), logged; the ``explicit`` fields are left as given."""
+    config, known = pretrained_family(cfg)
+    fields = known.fine_tuning_fields(config, set(explicit)) if known else {}
+    if known and fields:
         log.info("%s: %s fine-tuning defaults %s (set model.overrides or the model.* field "
                  "to change them)", cfg.name_or_path, known.name,
                  ", ".join(f"{k}={v}" for k, v in fields.items()))
@@ -216,11 +221,7 @@ def check_task_of(config: Config) -> None:
     if not cfg.name_or_path:
         family(cfg.arch).check_task(config.task)
         return
-    try:  # config.json only; a folder that cannot load gets the builder's own error
-        found = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=False)
-    except (OSError, ValueError):
-        return
-    known = FAMILIES.get(str(getattr(found, "model_type", "")))
+    known = pretrained_family(cfg)[1]  # config.json only: an unreadable one is a ModelError
     if known is not None:
         known.check_task(config.task)
 
